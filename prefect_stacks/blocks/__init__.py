@@ -1,0 +1,5 @@
+"""Blocks: one module per external system; the Block and its @task functions."""
+
+from prefect_stacks.blocks.terraform import TerraformStack
+
+__all__ = ["TerraformStack"]

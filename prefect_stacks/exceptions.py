@@ -1,0 +1,61 @@
+"""The one exception family of prefect-stacks.
+
+Every error a user can act on is a ``PrefectStacksError`` whose message names the thing
+to fix: which block and field, which command, and the tail of its stderr.
+"""
+
+from __future__ import annotations
+
+
+class PrefectStacksError(Exception):
+    """Base class of every error prefect-stacks raises on purpose."""
+
+
+class ConfigurationError(PrefectStacksError):
+    """A block, parameter or setting is wrong; the message names the field to fix."""
+
+
+class StackError(PrefectStacksError):
+    """A Terraform stack operation failed.
+
+    Carries the stack, the workspace, the command (secrets redacted) and the tail of
+    stderr, so that a flow run's failure message is enough to act on.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        stack: str | None = None,
+        workspace: str | None = None,
+        command: str | None = None,
+        stderr_tail: str | None = None,
+        returncode: int | None = None,
+    ) -> None:
+        self.stack = stack
+        self.workspace = workspace
+        self.command = command
+        self.stderr_tail = stderr_tail
+        self.returncode = returncode
+        parts = []
+        where = []
+        if stack:
+            where.append(f"stack {stack!r}")
+        if workspace:
+            where.append(f"workspace {workspace!r}")
+        prefix = f"[{', '.join(where)}] " if where else ""
+        parts.append(prefix + message)
+        if command:
+            rc = f" (exit code {returncode})" if returncode is not None else ""
+            parts.append(f"command: {command}{rc}")
+        if stderr_tail:
+            parts.append("stderr (last lines):\n" + stderr_tail)
+        super().__init__("\n".join(parts))
+
+
+class StateLockedError(StackError):
+    """Terraform could not acquire the state lock within the block's lock timeout."""
+
+    def __init__(self, message: str, *, lock_id: str | None = None, **kwargs) -> None:
+        self.lock_id = lock_id
+        super().__init__(message, **kwargs)

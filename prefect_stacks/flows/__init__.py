@@ -1,0 +1,1 @@
+"""Flows: one module per use case; each flow only composes tasks."""
