@@ -21,7 +21,9 @@ def _data_dir(name: str) -> Path:
     for candidate in (_PACKAGE_DIR / f"_{name}", _PACKAGE_DIR.parent / name):
         if candidate.is_dir():
             return candidate
-    raise FileNotFoundError(f"prefect-stacks ships no {name!r} directory (looked beside the package)")
+    raise FileNotFoundError(
+        f"prefect-stacks ships no {name!r} directory (looked beside the package)"
+    )
 
 
 def stacks_dir() -> Path:

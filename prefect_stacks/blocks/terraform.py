@@ -227,6 +227,7 @@ class TerraformWorkdir:
         self.path = path
         self.workspace = workspace
         self.root = root
+        self.exists = True  # False when init found no such workspace and was told not to create it
         self._tf: _Terraform | None = None
 
     @property
@@ -626,7 +627,10 @@ class TerraformStack(Block):
             )
         raise self._fail(what, **kwargs)
 
-    def init(self, workdir: TerraformWorkdir) -> None:
+    def init(self, workdir: TerraformWorkdir, create_workspace: bool = True) -> None:
+        """``terraform init`` and select the workspace. With ``create_workspace=False`` a
+        missing workspace is not created: ``workdir.exists`` is then False, and destroy,
+        state_list and delete_workspace treat it as already gone."""
         tf = workdir.terraform()
         options: dict[str, Any] = {
             # dict -> one `-backend-config=key=value` per item (non-secret values only)
@@ -653,13 +657,24 @@ class TerraformStack(Block):
         )
         if rc != 0:
             self._raise_for(tf, workdir, "terraform init failed; fix the configuration or backend")
-        self.select_workspace(workdir)
+        workdir.exists = self.select_workspace(workdir, create=create_workspace)
 
-    def select_workspace(self, workdir: TerraformWorkdir) -> None:
+    def select_workspace(self, workdir: TerraformWorkdir, create: bool = True) -> bool:
+        """Select the workspace, creating it when ``create``; False when it does not
+        exist (and was not created)."""
         tf = workdir.terraform()
-        rc, _, _ = tf.cmd("workspace select", workdir.workspace, or_create=True, no_color=IsFlagged)
+        rc, _, err = tf.cmd(
+            "workspace select",
+            workdir.workspace,
+            or_create=True if create else None,
+            no_color=IsFlagged,
+        )
         if rc != 0:
+            if not create and _workspace_missing(err):
+                default_logger().info("workspace %r does not exist", workdir.workspace)
+                return False
             self._raise_for(tf, workdir, f"could not select workspace {workdir.workspace!r}")
+        return True
 
     def plan(self, workdir: TerraformWorkdir, *, destroy: bool = False) -> PlanSummary:
         tf = workdir.terraform()
@@ -707,6 +722,9 @@ class TerraformStack(Block):
             self._report_partial(tf, workdir, "terraform apply failed")
 
     def destroy(self, workdir: TerraformWorkdir) -> None:
+        if not workdir.exists:
+            default_logger().info("nothing to destroy: workspace %r is gone", workdir.workspace)
+            return
         tf = workdir.terraform()
         # Quirk: python-terraform defaults to `-force`, removed in Terraform 0.15;
         # `-auto-approve` is the flag now.
@@ -719,6 +737,8 @@ class TerraformStack(Block):
             self._report_partial(tf, workdir, "terraform destroy failed")
 
     def state_list(self, workdir: TerraformWorkdir) -> list[str]:
+        if not workdir.exists:
+            return []
         tf = workdir.terraform()
         rc, out, _ = tf.cmd("state list", stream=False)
         if rc != 0:
@@ -771,9 +791,9 @@ class TerraformStack(Block):
     def delete_workspace(self, workdir: TerraformWorkdir) -> bool:
         """Delete ``workdir.workspace`` (which must be empty). Returns False when it did not
         exist. The default workspace cannot be deleted."""
-        tf = workdir.terraform()
-        if workdir.workspace == "default":
+        if workdir.workspace == "default" or not workdir.exists:
             return False
+        tf = workdir.terraform()
         rc, _, _ = tf.cmd("workspace select", "default", no_color=IsFlagged)
         if rc != 0:
             self._raise_for(tf, workdir, "could not switch to the default workspace")
@@ -784,7 +804,7 @@ class TerraformStack(Block):
             lock_timeout=f"{self.lock_timeout}s",
         )
         if rc != 0:
-            if "doesn't exist" in err or "does not exist" in err:
+            if _workspace_missing(err):
                 return False
             self._raise_for(tf, workdir, f"could not delete workspace {workdir.workspace!r}")
         return True
@@ -797,6 +817,10 @@ def validate_workspace(value: str) -> str:
             "'-', '_' and '.', starting with a letter or digit, at most 90 characters."
         )
     return value
+
+
+def _workspace_missing(stderr: str) -> bool:
+    return "doesn't exist" in stderr or "does not exist" in stderr
 
 
 def _declares_backend(tf_files: list[Path]) -> bool:
@@ -825,12 +849,15 @@ def _strip_hcl_comments(text: str) -> str:
 
 
 @task(cache_policy=NO_CACHE, task_run_name="terraform-init-{workspace}")
-def terraform_init(stack: TerraformStack, workspace: str | None = None) -> TerraformWorkdir:
-    """Check the stack out, ``terraform init`` it and select (creating on demand) the
-    workspace. Returns a :class:`TerraformWorkdir`; use it in a ``with`` block."""
+def terraform_init(
+    stack: TerraformStack, workspace: str | None = None, create_workspace: bool = True
+) -> TerraformWorkdir:
+    """Check the stack out, ``terraform init`` it and select the workspace (created on
+    demand unless ``create_workspace=False``, for destroy: a missing workspace is then
+    "already gone"). Returns a :class:`TerraformWorkdir`; use it in a ``with`` block."""
     workdir = stack.prepare(workspace)
     try:
-        stack.init(workdir)
+        stack.init(workdir, create_workspace=create_workspace)
     except BaseException:
         workdir.cleanup()
         raise

@@ -150,7 +150,7 @@ def stack_destroy(
         delete_workspace: Also delete the (then empty) workspace.
     """
     block = _stack_with(stack, variables)
-    with terraform_init(block, workspace) as workdir:
+    with terraform_init(block, workspace, create_workspace=False) as workdir:
         terraform_destroy(workdir)
         if delete_workspace:
             terraform_delete_workspace(workdir)
