@@ -1,0 +1,36 @@
+"""Prefect's standard block checks over every block prefect-stacks exports."""
+
+from __future__ import annotations
+
+import pytest
+from prefect.blocks.core import Block
+from prefect.testing.standard_test_suites import BlockStandardTestSuite
+
+import prefect_stacks
+
+BLOCKS = [
+    obj
+    for obj in vars(prefect_stacks).values()
+    if isinstance(obj, type) and issubclass(obj, Block) and obj.__module__.startswith("prefect_stacks")
+]
+
+
+def test_every_block_is_exported_for_registration():
+    # `prefect block register -m prefect_stacks` registers what the package exposes
+    assert prefect_stacks.TerraformStack in BLOCKS
+
+
+@pytest.mark.parametrize("block", BLOCKS, indirect=True)
+class TestAllBlocksAdhereToStandards(BlockStandardTestSuite):
+    @pytest.fixture
+    def block(self, request):
+        return request.param
+
+    def test_secret_fields_are_secret_types(self, block):
+        # house rule: credentials are SecretStr/SecretDict, unwrapped only at the point of use
+        schema = block.model_json_schema()
+        for name in block.model_fields:
+            if any(word in name for word in ("secret", "token", "password", "env")):
+                assert name in schema.get("secret_fields", []) or any(
+                    f.startswith(f"{name}.") for f in schema.get("secret_fields", [])
+                ), f"{block.__name__}.{name} should be a secret field"
