@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import shlex
+import signal
 import subprocess
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -113,6 +114,7 @@ def run_process(
     prefix: str = "",
     stdin_data: bytes | None = None,
     timeout: float | None = None,
+    graceful_stop_seconds: float = 30.0,
 ) -> ProcessResult:
     """Run ``argv`` and return its :class:`ProcessResult`; never raises on a non-zero exit.
 
@@ -128,6 +130,8 @@ def run_process(
             sensitive values (``terraform output -json``, ``terraform show -json``).
         prefix: text put before each logged line (e.g. ``"terraform apply: "``).
         timeout: seconds before the child is killed; ``returncode`` is then -9.
+        graceful_stop_seconds: when the caller is interrupted (Ctrl-C, flow run
+            cancelled), the child gets SIGINT and this long to stop before SIGKILL.
 
     Raises:
         FileNotFoundError: the program does not exist.
@@ -184,9 +188,11 @@ def run_process(
         err_lines.append(f"killed after {timeout} s timeout\n")
     except BaseException:
         # Cancelled (KeyboardInterrupt, flow cancellation): do not leave the child behind.
-        proc.terminate()
+        # SIGINT first: terraform then stops gracefully, writing its state and releasing
+        # the lock, instead of leaving a half-recorded apply.
+        proc.send_signal(signal.SIGINT)
         try:
-            proc.wait(timeout=10)
+            proc.wait(timeout=graceful_stop_seconds)
         except subprocess.TimeoutExpired:
             proc.kill()
         raise

@@ -11,7 +11,9 @@ import prefect_stacks
 BLOCKS = [
     obj
     for obj in vars(prefect_stacks).values()
-    if isinstance(obj, type) and issubclass(obj, Block) and obj.__module__.startswith("prefect_stacks")
+    if isinstance(obj, type)
+    and issubclass(obj, Block)
+    and obj.__module__.startswith("prefect_stacks")
 ]
 
 

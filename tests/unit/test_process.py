@@ -139,3 +139,33 @@ def test_private_file_is_0600(tmp_path: Path):
     path = write_private_file(tmp_path / "f", "secret")
     assert path.stat().st_mode & 0o777 == 0o600
     assert path.read_text() == "secret"
+
+
+def test_interrupted_caller_stops_the_child_gracefully_with_sigint(tmp_path: Path):
+    import signal
+
+    marker = tmp_path / "stopped-gracefully"
+    code = (
+        "import signal, sys, time\n"
+        "def stop(*_):\n"
+        f"    open({str(marker)!r}, 'w').write('saved state')\n"
+        "    sys.exit(130)\n"
+        "signal.signal(signal.SIGINT, stop)\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+
+    def interrupt(*_):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, 1.0)
+    start = time.monotonic()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_process([sys.executable, "-c", code], stream=False)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert marker.read_text() == "saved state"
+    assert time.monotonic() - start < 20
