@@ -177,13 +177,11 @@ class _Terraform(Terraform):
         variables: dict[str, Any],
         env: dict[str, str],
         secrets: list[str],
-        logger: Any,
     ) -> None:
         # Set before super().__init__: python-terraform's __getattr__ turns any missing
         # attribute into a terraform command.
         self._env = env
         self._secrets = secrets
-        self._logger = logger
         self.last_result: ProcessResult | None = None
         super().__init__(
             working_dir=working_dir,
@@ -207,7 +205,9 @@ class _Terraform(Terraform):
                 cwd=self.working_dir,
                 env=self._env,
                 secrets=self._secrets,
-                logger=self._logger,
+                # looked up per command: the workdir outlives the task that made it, and
+                # each line belongs to the task (plan, apply ...) running it now
+                logger=default_logger(),
                 stream=stream,
                 prefix=f"terraform {cmd.split()[0]}: ",
             )
@@ -599,7 +599,6 @@ class TerraformStack(Block):
             variables=dict(self.variables),
             env=self._environment(),
             secrets=self._secret_values(),
-            logger=default_logger(),
         )
 
     # ----------------------------------------------------------------- commands

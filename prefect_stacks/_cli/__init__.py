@@ -1,0 +1,18 @@
+"""The `prefect-stacks` command line (typer).
+
+Commands live in one module per topic under ``prefect_stacks._cli`` and register
+themselves on :data:`app` when imported below.
+"""
+
+import typer
+
+app = typer.Typer(
+    name="prefect-stacks",
+    no_args_is_help=True,
+    add_completion=False,
+    help="Terraform stacks and platform jobs as Prefect flows.",
+)
+
+from prefect_stacks._cli import up as _up  # noqa: E402,F401  (registers up/down/status)
+
+__all__ = ["app"]

@@ -1,0 +1,214 @@
+"""End-to-end fixtures: a REAL Prefect server (SQLite in a temporary PREFECT_HOME, a
+free port) and a process worker polling every second, brought up by the same library
+code as ``prefect-stacks up`` (:mod:`prefect_stacks.local`), with the blocks and every
+deployment of ``deployments/prefect.yaml`` applied.
+
+The ``local-webapp`` block keeps its Terraform state and the web server's run dir in the
+test's temporary directory, and the web server listens on a free port, so the tests
+neither see nor disturb a developer's own ``prefect-stacks up``.
+
+Missing tools (terraform, python3): skipped with the reason on a laptop, a failure in
+CI (``CI=true``), where a skipped layer would pass unnoticed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import pytest
+
+import prefect_stacks
+from prefect_stacks._process import run_process
+from prefect_stacks.local import (
+    LOCAL_WEBAPP,
+    LocalConfig,
+    LocalPlatform,
+    LocalPlatformError,
+    api_settings,
+    free_port,
+    log_tail,
+)
+
+RUN_TIMEOUT = 150.0  # seconds for one stack run (terraform init + plan + apply)
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+def require_tool(name: str, why: str) -> None:
+    """Skip (laptop) or fail (CI) when ``name`` is not on PATH."""
+    if shutil.which(name):
+        return
+    message = f"`{name}` is not on PATH; {why}"
+    if in_ci():
+        pytest.fail(f"{message} (CI=true: a missing service fails the run)", pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def prefect_stacks_cli() -> list[str]:
+    """argv of the `prefect-stacks` console script of this virtualenv, for tests of
+    `up` / `down` (which save a Terraform stack block, hence the terraform check)."""
+    require_tool("terraform", "`prefect-stacks up` saves a Terraform stack block")
+    script = Path(sys.executable).parent / "prefect-stacks"
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("prefect-stacks")
+    if not found:
+        pytest.fail("the prefect-stacks console script is not installed (pip install -e .)")
+    return [found]
+
+
+@dataclass
+class E2E:
+    """The running platform and helpers to drive it through the Prefect API."""
+
+    config: LocalConfig
+    platform: LocalPlatform
+    root: Path
+    _webapps: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def api_url(self) -> str:
+        return self.config.api_url
+
+    def webapp_variables(self, workspace: str) -> dict[str, Any]:
+        """Stack variables for one workspace: its own run dir and free port (the stack
+        wants a run dir per workspace; its derived ports might be taken here)."""
+        if workspace not in self._webapps:
+            self._webapps[workspace] = {
+                "run_dir": str(self.root / "webapp" / workspace),
+                "port": free_port(),
+            }
+        return dict(self._webapps[workspace])
+
+    # ----------------------------------------------------------------- runs
+    def run(self, deployment: str, parameters: dict[str, Any], timeout: float = RUN_TIMEOUT):
+        """Run a deployment and wait for a final state; returns the FlowRun."""
+        from prefect.deployments import run_deployment
+
+        return run_deployment(
+            deployment,
+            parameters=parameters,
+            timeout=timeout,
+            poll_interval=1,
+            as_subflow=False,
+        )
+
+    def submit(self, deployment: str, parameters: dict[str, Any]):
+        """Create a run of a deployment and return at once."""
+        from prefect.deployments import run_deployment
+
+        return run_deployment(deployment, parameters=parameters, timeout=0, as_subflow=False)
+
+    def wait(self, flow_run_id: UUID, until: Callable[[Any], bool], timeout: float = RUN_TIMEOUT):
+        """Poll the flow run until ``until(state)`` or a final state; returns the run."""
+        from prefect.client.orchestration import get_client
+
+        deadline = time.monotonic() + timeout
+        with get_client(sync_client=True) as client:
+            while True:
+                flow_run = client.read_flow_run(flow_run_id)
+                state = flow_run.state
+                if state is not None and (until(state) or state.is_final()):
+                    return flow_run
+                if time.monotonic() > deadline:
+                    return flow_run
+                time.sleep(0.5)
+
+    def explain(self, flow_run) -> str:
+        """State, message and last log lines of a run, for assertion messages."""
+        from prefect.client.orchestration import get_client
+        from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+        with get_client(sync_client=True) as client:
+            logs = client.read_logs(
+                LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run.id])), limit=200
+            )
+        lines = [f"{log.level:>2} {log.message}" for log in logs][-40:]
+        state = flow_run.state
+        return (
+            f"flow run {flow_run.name} ({flow_run.id}) is "
+            f"{state.type.value if state else None}: {state.message if state else ''}\n"
+            + "\n".join(lines)
+            + f"\n--- tail of {self.config.worker_log}:\n{log_tail(self.config.worker_log, 20)}"
+        )
+
+    def artifacts(self, flow_run_id: UUID, key: str) -> list[Any]:
+        from prefect.client.orchestration import get_client
+        from prefect.client.schemas.filters import (
+            ArtifactFilter,
+            ArtifactFilterFlowRunId,
+            ArtifactFilterKey,
+        )
+
+        with get_client(sync_client=True) as client:
+            return client.read_artifacts(
+                artifact_filter=ArtifactFilter(
+                    flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]),
+                    key=ArtifactFilterKey(any_=[key]),
+                )
+            )
+
+    def url_of(self, flow_run_id: UUID, workspace: str, stack: str = LOCAL_WEBAPP) -> str:
+        """The URL a stack-apply run published as its link artifact."""
+        found = self.artifacts(flow_run_id, f"url-{stack}-{workspace}")
+        assert found, f"no url-{stack}-{workspace} artifact on flow run {flow_run_id}"
+        match = re.search(r"\((https?://[^)\s]+)\)", str(found[-1].data))
+        assert match, f"link artifact without a URL: {found[-1].data!r}"
+        return match.group(1)
+
+
+def _stop_leftover_webapps(webapp_root: Path) -> None:
+    """A failed test may leave a web server running: stop every run dir's server."""
+    if not webapp_root.is_dir():
+        return
+    script = prefect_stacks.stack_path(LOCAL_WEBAPP) / "webapp.py"
+    for run_dir in webapp_root.iterdir():
+        if run_dir.is_dir():
+            run_process(
+                [sys.executable, str(script), f"--run-dir={run_dir}", "stop"],
+                stream=False,
+                timeout=30,
+            )
+
+
+@pytest.fixture(scope="package")
+def e2e(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2E]:
+    """The platform, up for the tests of this package only (package scope: the server
+    and worker stop, and PREFECT_API_URL is restored, before the other layers run)."""
+    require_tool("terraform", "the e2e tests apply real Terraform stacks")
+    require_tool("python3", "the local-webapp stack runs its web server with python3")
+    root = tmp_path_factory.mktemp("e2e")
+    config = LocalConfig(home=root / "home", port=free_port())
+    platform = LocalPlatform(config, say=lambda msg: print(f"[e2e] {msg}"))
+    env = E2E(config=config, platform=platform, root=root)
+    saved_api_url = os.environ.get("PREFECT_API_URL")
+    try:
+        try:
+            result = platform.up(stack_variables=env.webapp_variables("default"))
+        except LocalPlatformError as exc:
+            pytest.fail(f"could not bring the local platform up: {exc}", pytrace=False)
+        print(f"[e2e] platform up: {result.timings}")
+        # Subprocesses started by tests and the Prefect client of this process talk
+        # to the test server (never to a developer's server or an ephemeral one).
+        os.environ["PREFECT_API_URL"] = config.api_url
+        with api_settings(config.api_url):
+            yield env
+    finally:
+        _stop_leftover_webapps(root / "webapp")
+        platform.stop()
+        if saved_api_url is None:
+            os.environ.pop("PREFECT_API_URL", None)
+        else:
+            os.environ["PREFECT_API_URL"] = saved_api_url
