@@ -3,6 +3,7 @@ run logs without secrets, clear errors for a missing block."""
 
 from __future__ import annotations
 
+import inspect
 import os
 import uuid
 from pathlib import Path
@@ -64,7 +65,9 @@ async def _artifacts(key: str):
 
 
 async def _logs(flow_run_id) -> list[str]:
-    APILogWorker.drain_all()
+    drained = APILogWorker.drain_all()
+    if inspect.isawaitable(drained):
+        await drained
     async with get_client() as client:
         logs = await client.read_logs(LogFilter(flow_run_id={"any_": [flow_run_id]}))
     return [log.message for log in logs]
