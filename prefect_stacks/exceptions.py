@@ -6,6 +6,8 @@ to fix: which block and field, which command, and the tail of its stderr.
 
 from __future__ import annotations
 
+from prefect.blocks.abstract import NotificationError as _PrefectNotificationError
+
 
 class PrefectStacksError(Exception):
     """Base class of every error prefect-stacks raises on purpose."""
@@ -59,3 +61,35 @@ class StateLockedError(StackError):
     def __init__(self, message: str, *, lock_id: str | None = None, **kwargs) -> None:
         self.lock_id = lock_id
         super().__init__(message, **kwargs)
+
+
+class EnvironmentNotFound(PrefectStacksError, LookupError):
+    """No ledger entry has that environment name."""
+
+
+class LedgerError(PrefectStacksError):
+    """The environment ledger could not be read or written reliably (the server errored,
+    a listing was partial, a lock could not be taken); nothing was acted on."""
+
+
+class NotificationError(PrefectStacksError, _PrefectNotificationError):
+    """A notification (Slack ...) could not be sent; the message names the block field to
+    fix, and never contains the credential (token, webhook URL).
+
+    Also a ``prefect.blocks.abstract.NotificationError``: a Prefect automation's "send a
+    notification" action records its message as the action's failure log.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        error: str | None = None,
+        field: str | None = None,
+        status: int | None = None,
+    ) -> None:
+        Exception.__init__(self, message)
+        self.log = message  # what Prefect's notification action reads
+        self.error = error  # the service's error code, e.g. "channel_not_found"
+        self.field = field  # the block field to fix, when one is to blame
+        self.status = status  # the HTTP status, when there was an answer

@@ -1,0 +1,494 @@
+"""The environment ledger and its lifecycle: create, get, list, extend, keep, destroy.
+
+Every environment (``demo-7f3a``, ``PR_42``, ``staging`` ...) is one ledger entry, stored
+on the Prefect server as one Prefect Variable (``stacks-env-<name>``, tagged
+``prefect-stacks:environment``), so:
+
+* nothing lives on a worker's disk;
+* there is no size cliff: one entry is ~1 KB of a Variable's 5,000 characters, and a
+  listing pages through the variables API (and checks the count, so a partial listing is an
+  error, never "fewer environments");
+* two writers are safe: every read-modify-write of an entry holds one of 16 striped
+  Prefect global concurrency limits (limit 1, leased, so a killed holder frees it within
+  ``LOCK_LEASE_SECONDS``).
+
+Teardown itself (terraform destroy, Prefect objects, Slack) is in
+:mod:`prefect_stacks.flows.environments`; this module only records and schedules.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
+from enum import Enum
+from typing import Any
+from uuid import UUID
+
+import httpx
+from prefect import get_client
+from prefect.client.orchestration import SyncPrefectClient
+from prefect.client.schemas.actions import (
+    GlobalConcurrencyLimitCreate,
+    VariableCreate,
+    VariableUpdate,
+)
+from prefect.concurrency.sync import concurrency
+from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+from pydantic import BaseModel, Field
+
+from prefect_stacks.exceptions import (
+    ConfigurationError,
+    EnvironmentNotFound,
+    LedgerError,
+)
+
+VARIABLE_PREFIX = "stacks-env-"
+LEDGER_TAG = "prefect-stacks:environment"
+LOCK_PREFIX = "prefect-stacks-ledger-"
+LOCK_STRIPES = 16
+LOCK_LEASE_SECONDS = 60  # the server minimum
+LOCK_TIMEOUT_SECONDS = 60
+TEARDOWN_DEPLOYMENT = "environment-teardown/default"
+MAX_TTL = timedelta(days=90)
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
+_PAGE = 200
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class EnvironmentState(str, Enum):
+    provisioning = "provisioning"
+    ready = "ready"
+    destroying = "destroying"
+    destroyed = "destroyed"
+    failed = "failed"
+
+
+LIVE_STATES = frozenset(
+    {
+        EnvironmentState.provisioning,
+        EnvironmentState.ready,
+        EnvironmentState.destroying,
+        EnvironmentState.failed,
+    }
+)
+
+
+class PrefectObjects(BaseModel):
+    """Prefect objects made for an environment; teardown deletes every one."""
+
+    deployments: list[str] = Field(default_factory=list, description="Deployment ids.")
+    flow_runs: list[str] = Field(
+        default_factory=list, description="Scheduled flow run ids (e.g. the teardown)."
+    )
+    variables: list[str] = Field(default_factory=list, description="Variable names.")
+
+
+class Environment(BaseModel):
+    """One ledger entry."""
+
+    name: str
+    kind: str = "static"
+    owner: str | None = None
+    stack: str = Field(description="Name of the TerraformStack block.")
+    workspace: str
+    variables: dict[str, Any] = Field(
+        default_factory=dict, description="Non-secret stack variables used to apply it."
+    )
+    created_at: datetime = Field(default_factory=utcnow)
+    last_activity_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime | None = None
+    state: EnvironmentState = EnvironmentState.provisioning
+    url: str | None = None
+    slack_block: str | None = None
+    objects: PrefectObjects = Field(default_factory=PrefectObjects)
+    teardown_run_id: str | None = Field(
+        default=None, description="The scheduled (or running) teardown flow run."
+    )
+    teardown_started_at: datetime | None = None
+    warned_at: datetime | None = None
+    destroyed_at: datetime | None = None
+    error: str | None = None
+    revision: int = 0
+
+    @property
+    def is_live(self) -> bool:
+        return self.state in LIVE_STATES
+
+    def is_expired(self, now: datetime | None = None) -> bool:
+        return self.expires_at is not None and self.expires_at <= (now or utcnow())
+
+    def expires_in(self, now: datetime | None = None) -> timedelta | None:
+        return None if self.expires_at is None else self.expires_at - (now or utcnow())
+
+
+def validate_name(name: str) -> str:
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise ConfigurationError(
+            f"{name!r} is not a valid environment name: 1-63 letters, digits, '-' or '_', "
+            "starting with a letter or digit (e.g. demo-7f3a, PR_42)."
+        )
+    return name
+
+
+def validate_ttl(ttl_seconds: float) -> timedelta:
+    if not isinstance(ttl_seconds, (int, float)) or ttl_seconds <= 0:
+        raise ConfigurationError(
+            f"TTL must be a positive number of seconds, got {ttl_seconds!r}; "
+            "use keep() for an environment that never expires."
+        )
+    ttl = timedelta(seconds=ttl_seconds)
+    if ttl > MAX_TTL:
+        raise ConfigurationError(
+            f"TTL {ttl} is longer than the {MAX_TTL.days}-day maximum; use keep() instead."
+        )
+    return ttl
+
+
+def variable_name(name: str) -> str:
+    """Prefect variable names are lowercase; environment names keep their case in the
+    entry, and two names differing only by case are the same environment."""
+    return VARIABLE_PREFIX + validate_name(name).lower()
+
+
+def _lock_name(name: str) -> str:
+    stripe = int(hashlib.sha1(name.lower().encode()).hexdigest(), 16) % LOCK_STRIPES
+    return f"{LOCK_PREFIX}{stripe:02d}"
+
+
+class EnvironmentLedger:
+    """Read and write ledger entries on the Prefect server (the one in
+    ``PREFECT_API_URL``). Safe to use from several processes at once."""
+
+    _locks_ready: set[str] = set()
+
+    def __init__(self, client: SyncPrefectClient | None = None) -> None:
+        self._client = client
+
+    @contextmanager
+    def _session(self) -> Iterator[SyncPrefectClient]:
+        if self._client is not None:
+            yield self._client
+            return
+        with get_client(sync_client=True) as client:
+            yield client
+
+    # ------------------------------------------------------------------ locking
+    def _ensure_lock(self, client: SyncPrefectClient, lock: str) -> None:
+        key = f"{client.api_url}|{lock}"
+        if key in self._locks_ready:
+            return
+        try:
+            client.create_global_concurrency_limit(
+                GlobalConcurrencyLimitCreate(name=lock, limit=1, active=True)
+            )
+        except (ObjectAlreadyExists, httpx.HTTPStatusError) as exc:
+            if isinstance(exc, httpx.HTTPStatusError) and exc.response.status_code != 409:
+                raise
+        limit = client.read_global_concurrency_limit_by_name(lock)
+        if limit.limit != 1 or not limit.active:
+            raise LedgerError(
+                f"global concurrency limit {lock!r} must be active with limit 1 (it guards "
+                f"ledger writes); it is limit={limit.limit}, active={limit.active}. Fix it "
+                f"with: prefect gcl update {lock} --limit 1 --enable"
+            )
+        self._locks_ready.add(key)
+
+    @contextmanager
+    def lock(self, name: str) -> Iterator[None]:
+        """Hold the ledger lock of ``name`` (shared with 1/16 of all names)."""
+        lock = _lock_name(name)
+        with self._session() as client:
+            self._ensure_lock(client, lock)
+        try:
+            with concurrency(
+                lock,
+                occupy=1,
+                timeout_seconds=LOCK_TIMEOUT_SECONDS,
+                lease_duration=LOCK_LEASE_SECONDS,
+                strict=True,
+            ):
+                yield
+        except TimeoutError as exc:
+            raise LedgerError(
+                f"could not lock the ledger entry of {name!r} within {LOCK_TIMEOUT_SECONDS}s "
+                f"(global concurrency limit {lock!r} is busy)"
+            ) from exc
+
+    # ------------------------------------------------------------------ reading
+    def find(self, name: str) -> Environment | None:
+        with self._session() as client:
+            variable = client.read_variable_by_name(variable_name(name))
+        if variable is None:
+            return None
+        return Environment.model_validate(variable.value)
+
+    def get(self, name: str) -> Environment:
+        env = self.find(name)
+        if env is None:
+            raise EnvironmentNotFound(
+                f"no environment named {name!r} in the ledger; "
+                "`prefect-stacks env list --all` shows every known environment."
+            )
+        return env
+
+    def list(self, include_destroyed: bool = False) -> list[Environment]:
+        """Every entry, paged; raises LedgerError when the listing fails or comes back
+        shorter than the server's count (a partial listing must never look like fewer
+        environments)."""
+        body: dict[str, Any] = {"variables": {"tags": {"all_": [LEDGER_TAG]}}}
+        entries: list[Environment] = []
+        try:
+            with self._session() as client:
+                expected = client.request("POST", "/variables/count", json=body).json()
+                offset = 0
+                while True:
+                    page = client.request(
+                        "POST",
+                        "/variables/filter",
+                        json={**body, "offset": offset, "limit": _PAGE, "sort": "NAME_ASC"},
+                    ).json()
+                    for item in page:
+                        entries.append(Environment.model_validate(item["value"]))
+                    if len(page) < _PAGE:
+                        break
+                    offset += _PAGE
+        except (httpx.HTTPError, ValueError, KeyError) as exc:
+            raise LedgerError(f"listing the environment ledger failed: {exc}") from exc
+        if len(entries) < expected:
+            raise LedgerError(
+                f"the environment ledger listing is partial: got {len(entries)} of "
+                f"{expected} entries; not acting on it"
+            )
+        if not include_destroyed:
+            entries = [e for e in entries if e.is_live]
+        return entries
+
+    # ------------------------------------------------------------------ writing
+    def _write(self, client: SyncPrefectClient, env: Environment, create: bool) -> None:
+        value = env.model_dump(mode="json")
+        name = variable_name(env.name)
+        if create:
+            client.create_variable(VariableCreate(name=name, value=value, tags=[LEDGER_TAG]))
+        else:
+            client.update_variable(VariableUpdate(name=name, value=value, tags=[LEDGER_TAG]))
+
+    def create(self, env: Environment) -> Environment:
+        """Record a new environment; an entry of the same name that is destroyed is
+        replaced (the name is reused), a live one is an error."""
+        validate_name(env.name)
+        with self.lock(env.name), self._session() as client:
+            existing = client.read_variable_by_name(variable_name(env.name))
+            if existing is not None:
+                old = Environment.model_validate(existing.value)
+                if old.is_live:
+                    raise ConfigurationError(
+                        f"environment {env.name!r} already exists ({old.state.value}); "
+                        "destroy it first or choose another name."
+                    )
+                client.delete_variable_by_name(variable_name(env.name))
+            env.revision = 1
+            self._write(client, env, create=True)
+        return env
+
+    def update(self, name: str, change: Callable[[Environment], Any]) -> Environment:
+        """Read-modify-write ``name`` under its lock; ``change`` edits the entry."""
+        with self.lock(name), self._session() as client:
+            variable = client.read_variable_by_name(variable_name(name))
+            if variable is None:
+                raise EnvironmentNotFound(f"no environment named {name!r} in the ledger")
+            env = Environment.model_validate(variable.value)
+            change(env)
+            env.revision += 1
+            env.last_activity_at = utcnow()
+            self._write(client, env, create=False)
+        return env
+
+    def remove(self, name: str) -> bool:
+        """Delete a *destroyed* entry (retention pruning). A live entry is never removed:
+        infrastructure may remain."""
+        with self.lock(name), self._session() as client:
+            variable = client.read_variable_by_name(variable_name(name))
+            if variable is None:
+                return False
+            env = Environment.model_validate(variable.value)
+            if env.state != EnvironmentState.destroyed:
+                raise LedgerError(
+                    f"refusing to remove {name!r}: it is {env.state.value}, not destroyed"
+                )
+            client.delete_variable_by_name(variable_name(name))
+        return True
+
+
+# ---------------------------------------------------------------------- lifecycle
+
+
+def _deployment_id(client: SyncPrefectClient, deployment: str) -> UUID:
+    try:
+        return client.read_deployment_by_name(deployment).id
+    except ObjectNotFound:
+        raise ConfigurationError(
+            f"deployment {deployment!r} does not exist on {client.api_url}; apply "
+            "deployments/prefect.yaml (`prefect-stacks up` does) before creating environments."
+        ) from None
+
+
+def check_teardown_deployment(deployment: str = TEARDOWN_DEPLOYMENT) -> UUID:
+    with get_client(sync_client=True) as client:
+        return _deployment_id(client, deployment)
+
+
+def schedule_teardown(
+    name: str,
+    at: datetime,
+    *,
+    deployment: str = TEARDOWN_DEPLOYMENT,
+    reason: str = "expired",
+    ledger: EnvironmentLedger | None = None,
+) -> str:
+    """Create a one-off run of the teardown deployment at ``at``, then record it in the
+    entry and delete the run it replaces (in that order: there is never a moment without
+    a scheduled teardown)."""
+    ledger = ledger or EnvironmentLedger()
+    with get_client(sync_client=True) as client:
+        deployment_id = _deployment_id(client, deployment)
+        from prefect.states import Scheduled
+
+        run = client.create_flow_run_from_deployment(
+            deployment_id,
+            parameters={"name": name, "reason": reason},
+            state=Scheduled(scheduled_time=at),
+            tags=[f"env:{name}"],
+            idempotency_key=f"teardown-{name.lower()}-{at.isoformat()}-{reason}",
+        )
+    new_id = str(run.id)
+    replaced: list[str] = []
+
+    def record(env: Environment) -> None:
+        if env.teardown_run_id and env.teardown_run_id != new_id:
+            replaced.append(env.teardown_run_id)
+        env.teardown_run_id = new_id
+        runs = [r for r in env.objects.flow_runs if r not in replaced and r != new_id]
+        env.objects.flow_runs = [*runs, new_id]
+
+    ledger.update(name, record)
+    for old in replaced:
+        cancel_scheduled_run(old)
+    return new_id
+
+
+def cancel_scheduled_run(flow_run_id: str) -> bool:
+    """Delete a flow run if it has not started; True when deleted or already gone."""
+    with get_client(sync_client=True) as client:
+        try:
+            run = client.read_flow_run(UUID(flow_run_id))
+        except ObjectNotFound:
+            return True
+        if run.state is not None and not run.state.is_scheduled():
+            return False  # started (or finished): it checks the entry itself
+        try:
+            client.delete_flow_run(run.id)
+        except ObjectNotFound:
+            pass
+    return True
+
+
+def extend(
+    name: str,
+    seconds: float,
+    *,
+    deployment: str = TEARDOWN_DEPLOYMENT,
+    ledger: EnvironmentLedger | None = None,
+) -> Environment:
+    """Push the expiry to now + ``seconds`` and reschedule the teardown."""
+    ledger = ledger or EnvironmentLedger()
+    ttl = validate_ttl(seconds)
+    env = ledger.get(name)
+    _require_live(env)
+    expires = utcnow() + ttl
+
+    def change(e: Environment) -> None:
+        e.expires_at = expires
+        e.warned_at = None
+
+    ledger.update(name, change)
+    schedule_teardown(name, expires, deployment=deployment, ledger=ledger)
+    return ledger.get(name)
+
+
+def keep(name: str, *, ledger: EnvironmentLedger | None = None) -> Environment:
+    """No expiry: cancel the scheduled teardown."""
+    ledger = ledger or EnvironmentLedger()
+    env = ledger.get(name)
+    _require_live(env)
+    cancelled: list[str] = []
+
+    def change(e: Environment) -> None:
+        e.expires_at = None
+        e.warned_at = None
+        if e.teardown_run_id:
+            cancelled.append(e.teardown_run_id)
+            e.objects.flow_runs = [r for r in e.objects.flow_runs if r != e.teardown_run_id]
+            e.teardown_run_id = None
+
+    env = ledger.update(name, change)
+    for run_id in cancelled:
+        cancel_scheduled_run(run_id)
+    return env
+
+
+def destroy(
+    name: str,
+    *,
+    deployment: str = TEARDOWN_DEPLOYMENT,
+    ledger: EnvironmentLedger | None = None,
+) -> str:
+    """Run the teardown now (a flow run of the teardown deployment); returns its id."""
+    ledger = ledger or EnvironmentLedger()
+    env = ledger.get(name)
+    if env.state == EnvironmentState.destroyed:
+        raise ConfigurationError(f"environment {name!r} is already destroyed")
+    return schedule_teardown(
+        name, utcnow(), deployment=deployment, reason="requested", ledger=ledger
+    )
+
+
+def _require_live(env: Environment) -> None:
+    if not env.is_live:
+        raise ConfigurationError(f"environment {env.name!r} is {env.state.value}")
+    if env.state == EnvironmentState.destroying:
+        raise ConfigurationError(f"environment {env.name!r} is being destroyed")
+
+
+def format_duration(delta: timedelta | None) -> str:
+    if delta is None:
+        return "never"
+    seconds = int(delta.total_seconds())
+    sign = "-" if seconds < 0 else ""
+    seconds = abs(seconds)
+    if seconds < 60:
+        text = f"{seconds}s"
+    elif seconds < 3600:
+        text = f"{seconds // 60}m{seconds % 60:02d}s"
+    elif seconds < 86400:
+        text = f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
+    else:
+        text = f"{seconds // 86400}d{(seconds % 86400) // 3600:02d}h"
+    return sign + text
+
+
+def parse_duration(text: str) -> float:
+    """``90`` (seconds), ``30s``, ``15m``, ``2h``, ``1d``, ``1h30m``."""
+    text = str(text).strip().lower()
+    if re.fullmatch(r"-?\d+(\.\d+)?", text):
+        return float(text)
+    parts = re.findall(r"(\d+)([smhd])", text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise ConfigurationError(f"{text!r} is not a duration; use e.g. 3600, 30m, 2h, 1d or 1h30m")
+    unit = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    return float(sum(int(n) * unit[u] for n, u in parts))

@@ -1,0 +1,160 @@
+"""The environment ledger on a real Prefect server: round trips, two writers at once,
+hundreds of entries, partial listings, and bad input."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from datetime import timedelta
+
+import pytest
+
+from prefect_stacks.environments import (
+    Environment,
+    EnvironmentLedger,
+    EnvironmentState,
+    format_duration,
+    parse_duration,
+    utcnow,
+    validate_ttl,
+    variable_name,
+)
+from prefect_stacks.exceptions import ConfigurationError, EnvironmentNotFound, LedgerError
+
+pytestmark = pytest.mark.integration
+
+
+def _name(prefix: str = "t") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def _env(name: str, **kw) -> Environment:
+    return Environment(name=name, kind="demo", stack="s", workspace=name, **kw)
+
+
+def test_create_get_update_round_trip(prefect_harness):
+    ledger = EnvironmentLedger()
+    name = "PR_" + uuid.uuid4().hex[:6]
+    created = ledger.create(_env(name, owner="alice", expires_at=utcnow() + timedelta(hours=1)))
+    assert created.revision == 1
+    got = ledger.get(name)
+    assert got.name == name and got.owner == "alice" and got.state == EnvironmentState.provisioning
+    # names are case-insensitive keys but keep their case
+    assert ledger.get(name.lower()).name == name
+    updated = ledger.update(name, lambda e: setattr(e, "state", EnvironmentState.ready))
+    assert updated.revision == 2 and ledger.get(name).state == EnvironmentState.ready
+    with pytest.raises(ConfigurationError, match="already exists"):
+        ledger.create(_env(name))
+
+
+def test_two_writers_at_once_lose_no_update(prefect_harness):
+    ledger = EnvironmentLedger()
+    name = _name("race")
+    ledger.create(_env(name))
+    writers, per_writer = 4, 5
+    errors: list[BaseException] = []
+
+    def write(i: int) -> None:
+        try:
+            for j in range(per_writer):
+                ledger.update(
+                    name,
+                    lambda e, k=f"w{i}-{j}": e.objects.variables.append(k),
+                )
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(writers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    env = ledger.get(name)
+    # every append survived: without the lock, concurrent read-modify-writes lose some
+    assert len(env.objects.variables) == writers * per_writer
+    assert env.revision == 1 + writers * per_writer
+
+
+def test_listing_pages_past_hundreds_and_filters_destroyed(prefect_harness):
+    ledger = EnvironmentLedger()
+    tag = uuid.uuid4().hex[:4]
+    names = [f"bulk-{tag}-{i:03d}" for i in range(230)]  # > one 200-entry page
+    for n in names:
+        ledger.create(_env(n))
+    ledger.update(names[0], lambda e: setattr(e, "state", EnvironmentState.destroyed))
+    everything = {e.name for e in ledger.list(include_destroyed=True)}
+    live = {e.name for e in ledger.list()}
+    assert set(names) <= everything
+    assert names[0] not in live and set(names[1:]) <= live
+
+
+def test_partial_listing_is_an_error(prefect_harness, monkeypatch):
+    ledger = EnvironmentLedger()
+    ledger.create(_env(_name("p")))
+    import prefect_stacks.environments as envs
+
+    monkeypatch.setattr(envs, "_PAGE", 1)
+    real = ledger._session
+
+    from contextlib import contextmanager
+
+    @contextmanager
+    def short_pages():
+        with real() as client:
+            original = client.request
+
+            def request(method, path, **kw):
+                if path == "/variables/filter" and kw["json"]["offset"] >= 1:
+                    kw["json"]["offset"] = 10**6  # the server "loses" the later pages
+                return original(method, path, **kw)
+
+            client.request = request
+            try:
+                yield client
+            finally:
+                client.request = original
+
+    monkeypatch.setattr(ledger, "_session", short_pages)
+    with pytest.raises(LedgerError, match="partial"):
+        ledger.list()
+
+
+def test_remove_refuses_a_live_entry(prefect_harness):
+    ledger = EnvironmentLedger()
+    name = _name("keep")
+    ledger.create(_env(name))
+    with pytest.raises(LedgerError, match="refusing to remove"):
+        ledger.remove(name)
+    assert ledger.find(name) is not None
+    ledger.update(name, lambda e: setattr(e, "state", EnvironmentState.destroyed))
+    assert ledger.remove(name) is True
+    assert ledger.find(name) is None
+
+
+def test_unknown_environment_is_a_clear_error(prefect_harness):
+    with pytest.raises(EnvironmentNotFound, match="no environment named 'nope-123'"):
+        EnvironmentLedger().get("nope-123")
+
+
+@pytest.mark.parametrize("bad", ["", "a b", "x;rm -rf /", "-x", "a" * 64, "ümlaut"])
+def test_bad_names_are_refused(bad):
+    with pytest.raises(ConfigurationError, match="not a valid environment name"):
+        variable_name(bad)
+
+
+@pytest.mark.parametrize("bad", [-5, 0, "10", 10**9])
+def test_bad_ttls_are_refused(bad):
+    with pytest.raises(ConfigurationError):
+        validate_ttl(bad)
+
+
+def test_durations():
+    assert parse_duration("90") == 90
+    assert parse_duration("15m") == 900
+    assert parse_duration("1h30m") == 5400
+    with pytest.raises(ConfigurationError):
+        parse_duration("soon")
+    assert format_duration(timedelta(seconds=75)) == "1m15s"
+    assert format_duration(timedelta(seconds=-30)) == "-30s"
+    assert format_duration(None) == "never"
