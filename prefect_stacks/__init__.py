@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from prefect_stacks.blocks.slack import SlackChannel
 from prefect_stacks.blocks.terraform import TerraformStack
 
 __version__ = "0.1.0"
@@ -45,4 +46,4 @@ def deployments_dir() -> Path:
     return _data_dir("deployments")
 
 
-__all__ = ["TerraformStack", "deployments_dir", "stack_path", "stacks_dir"]
+__all__ = ["SlackChannel", "TerraformStack", "deployments_dir", "stack_path", "stacks_dir"]

@@ -111,6 +111,7 @@ class Environment(BaseModel):
         default=None, description="The scheduled (or running) teardown flow run."
     )
     teardown_started_at: datetime | None = None
+    teardown_attempts: int = 0
     warned_at: datetime | None = None
     destroyed_at: datetime | None = None
     error: str | None = None

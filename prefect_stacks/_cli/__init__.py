@@ -13,6 +13,7 @@ app = typer.Typer(
     help="Terraform stacks and platform jobs as Prefect flows.",
 )
 
+from prefect_stacks._cli import env as _env  # noqa: E402,F401  (registers env ...)
 from prefect_stacks._cli import up as _up  # noqa: E402,F401  (registers up/down/status)
 
 __all__ = ["app"]

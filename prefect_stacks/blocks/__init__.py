@@ -1,5 +1,6 @@
 """Blocks: one module per external system; the Block and its @task functions."""
 
+from prefect_stacks.blocks.slack import SlackChannel
 from prefect_stacks.blocks.terraform import TerraformStack
 
-__all__ = ["TerraformStack"]
+__all__ = ["SlackChannel", "TerraformStack"]

@@ -83,7 +83,16 @@ def test_up_twice_reuses_everything_then_down(tmp_path, prefect_stacks_cli):
         assert [b.name for b in blocks] == [LOCAL_WEBAPP]
         assert blocks[0].data["state_dir"] == str(config.state_dir(LOCAL_WEBAPP))
         names = sorted(f"{flows[d.flow_id]}/{d.name}" for d in deployments)
-        assert names == sorted([APPLY, DESTROY, PLAN])
+        assert names == sorted(
+            [
+                APPLY,
+                DESTROY,
+                PLAN,
+                "demo-environment/default",
+                "environment-teardown/default",
+                "environment-janitor/default",
+            ]
+        )
         assert {d.work_pool_name for d in deployments} == {"local"}
         assert all("project:prefect-stacks" in d.tags for d in deployments)
 

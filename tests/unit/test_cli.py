@@ -186,13 +186,25 @@ def test_prefect_yaml_declares_the_stack_deployments():
         assert ":" not in item["entrypoint"]  # module path, not a file path
         flow = load_flow_from_entrypoint(item["entrypoint"])
         flows[flow.name] = item
-    assert sorted(flows) == ["stack-apply", "stack-destroy", "stack-plan"]
+    assert sorted(flows) == [
+        "demo-environment",
+        "environment-janitor",
+        "environment-teardown",
+        "stack-apply",
+        "stack-destroy",
+        "stack-plan",
+    ]
+    # demo-environment schedules runs of this exact name
+    assert flows["environment-teardown"]["name"] == "default"
+    assert flows["environment-janitor"]["schedules"] == [{"interval": 300, "active": True}]
     for item in flows.values():
+        assert item["work_pool"]["name"] == "local"
+        assert "project:prefect-stacks" in item["tags"]
+        assert item["description"]
+    for item in (flows["stack-apply"], flows["stack-destroy"], flows["stack-plan"]):
         assert item["name"] == "local-webapp"
         assert item["work_pool"]["name"] == "local"
         assert item["parameters"] == {"stack": "local-webapp", "workspace": "default"}
-        assert "project:prefect-stacks" in item["tags"]
-        assert item["description"]
 
 
 def test_env_file_points_a_shell_at_the_server(tmp_path):

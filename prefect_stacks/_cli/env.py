@@ -1,0 +1,99 @@
+"""``prefect-stacks env list|show|extend|keep|destroy``: the environment ledger from a
+terminal or a CI job (talks to the server in ``PREFECT_API_URL``)."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from prefect_stacks import environments as envs
+from prefect_stacks._cli import app
+from prefect_stacks.exceptions import PrefectStacksError
+
+env_app = typer.Typer(
+    name="env",
+    no_args_is_help=True,
+    help="List and manage environments (demo-*, PR_*, ...) in the ledger.",
+)
+app.add_typer(env_app, name="env")
+console = Console(highlight=False)
+
+
+def _fail(exc: Exception) -> None:
+    typer.echo(f"error: {exc}", err=True)
+    raise typer.Exit(1)
+
+
+@env_app.command("list")
+def list_(
+    all_: bool = typer.Option(False, "--all", help="Include destroyed environments."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """Environments with their state, age, time to expiry and URL."""
+    try:
+        entries = envs.EnvironmentLedger().list(include_destroyed=all_)
+    except PrefectStacksError as exc:
+        _fail(exc)
+    entries.sort(key=lambda e: e.created_at)
+    if as_json:
+        typer.echo(json.dumps([e.model_dump(mode="json") for e in entries], indent=2))
+        return
+    now = envs.utcnow()
+    table = Table("name", "kind", "state", "age", "expires in", "url", box=None)
+    for e in entries:
+        table.add_row(
+            e.name,
+            e.kind,
+            e.state.value,
+            envs.format_duration(now - e.created_at),
+            envs.format_duration(e.expires_in(now)),
+            e.url or "",
+        )
+    console.print(table)
+    console.print(f"{len(entries)} environment(s)")
+
+
+@env_app.command("show")
+def show(name: str) -> None:
+    """Everything the ledger knows about one environment (JSON)."""
+    try:
+        env = envs.EnvironmentLedger().get(name)
+    except PrefectStacksError as exc:
+        _fail(exc)
+    typer.echo(json.dumps(env.model_dump(mode="json"), indent=2))
+
+
+@env_app.command("extend")
+def extend(
+    name: str,
+    duration: str = typer.Argument(..., help="New time to live from now: 3600, 30m, 2h, 1d."),
+) -> None:
+    """Push the expiry to now + DURATION (the teardown is rescheduled)."""
+    try:
+        env = envs.extend(name, envs.parse_duration(duration))
+    except PrefectStacksError as exc:
+        _fail(exc)
+    typer.echo(f"{env.name} now expires at {env.expires_at:%Y-%m-%d %H:%M:%S} UTC")
+
+
+@env_app.command("keep")
+def keep(name: str) -> None:
+    """Never expire (the scheduled teardown is cancelled)."""
+    try:
+        env = envs.keep(name)
+    except PrefectStacksError as exc:
+        _fail(exc)
+    typer.echo(f"{env.name} is kept: it no longer expires")
+
+
+@env_app.command("destroy")
+def destroy(name: str) -> None:
+    """Tear the environment down now (a run of the teardown deployment)."""
+    try:
+        run_id = envs.destroy(name)
+    except PrefectStacksError as exc:
+        _fail(exc)
+    typer.echo(f"teardown of {name} started: flow run {run_id}")

@@ -1,0 +1,778 @@
+"""Slack notifications: the ``SlackChannel`` block, the environment message layout and the
+``notify_environment`` task.
+
+The block is the "hook" (which channel, which credential, how to reach Slack); the
+module-level task is the "operator" flows compose::
+
+    from prefect_stacks.blocks.slack import SlackChannel, notify_environment
+
+    slack = SlackChannel.load("platform-alerts")
+    notify_environment(slack, "created", name="demo-7f3a", url="https://demo-7f3a.example.com",
+                       owner="alice", ttl_seconds=7200)
+
+Messages go through slack-sdk's sync clients (``WebClient.chat_postMessage`` with a bot
+token, ``WebhookClient`` with an incoming-webhook URL) and its retry handlers: a 429 is
+retried after its ``Retry-After``, a dropped or refused connection after a short backoff,
+at most ``max_retries`` times in all. The async methods run the same sync call in a worker
+thread: slack-sdk's async clients need aiohttp, which prefect-stacks does not depend on.
+
+Slack answers most failures with HTTP 200 and ``{"ok": false, "error": "..."}``; each is
+raised as a :class:`~prefect_stacks.exceptions.NotificationError` naming the error code and
+the block field to fix. The token and the webhook URL never appear in an error or a log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from datetime import datetime, timezone
+from http.client import HTTPException
+from typing import Any
+from urllib.parse import urlsplit
+
+from prefect import task
+from prefect.blocks.abstract import NotificationBlock
+from prefect.cache_policies import NO_CACHE
+from pydantic import ConfigDict, Field, SecretStr, field_validator, model_validator
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.http_retry import (
+    ConnectionErrorRetryHandler,
+    HttpRequest,
+    HttpResponse,
+    RateLimitErrorRetryHandler,
+    RetryHandler,
+    RetryState,
+)
+from slack_sdk.webhook import WebhookClient
+
+from prefect_stacks._process import Redactor, default_logger
+from prefect_stacks.exceptions import ConfigurationError, NotificationError
+
+# Slack's documented limits (Block Kit and chat.postMessage).
+MAX_BLOCKS = 50
+MAX_HEADER_TEXT = 150
+MAX_SECTION_TEXT = 3000
+MAX_FIELD_TEXT = 2000
+MAX_MESSAGE_TEXT = 40_000
+
+# A Retry-After longer than this is not waited for: the post fails and says so.
+MAX_RETRY_AFTER_SECONDS = 60
+
+_TOKEN_ERRORS = {
+    "invalid_auth",
+    "not_authed",
+    "token_revoked",
+    "token_expired",
+    "account_inactive",
+    "not_allowed_token_type",
+    "no_permission",
+    "ekm_access_denied",
+}
+_CHANNEL_ERRORS = {"channel_not_found", "not_in_channel", "is_archived", "channel_is_archived"}
+_MESSAGE_ERRORS = {
+    "no_text",
+    "invalid_blocks",
+    "invalid_blocks_format",
+    "msg_too_long",
+    "too_many_attachments",
+    "invalid_arguments",
+    "invalid_json",
+    "invalid_payload",
+    "json_not_object",
+}
+_WEBHOOK_URL_ERRORS = {
+    "invalid_token",
+    "no_service",
+    "no_service_id",
+    "no_team",
+    "team_disabled",
+    "invalid_team",
+}
+_WEBHOOK_CHANNEL_ERRORS = {
+    "channel_not_found",
+    "channel_is_archived",
+    "action_prohibited",
+    "posting_to_general_channel_denied",
+}
+
+# slack-sdk's clients log the request URL (for a webhook, the secret) at DEBUG, and at INFO
+# when they retry, whenever their logger's own level is NOTSET or DEBUG; and they log every
+# failed attempt at ERROR, even one a retry then fixes. Give them a logger of their own set
+# to CRITICAL: the retry handlers below log each retry, and the final failure is raised as a
+# NotificationError. A filter masks token- and webhook-shaped text should anything get out.
+_SDK_LOGGER = logging.getLogger("prefect_stacks.slack_sdk")
+_SDK_LOGGER.setLevel(logging.CRITICAL)
+
+
+class _RedactSlackSecrets(logging.Filter):
+    """Last line of defence: mask anything shaped like a Slack token or webhook path."""
+
+    _patterns = (
+        re.compile(r"xox[a-z]-[A-Za-z0-9-]+"),
+        re.compile(r"(/services/)[^\s'\"]+"),
+    )
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        for pattern in self._patterns:
+            message = pattern.sub(lambda m: (m.group(1) if m.groups() else "") + "***", message)
+        record.msg, record.args = message, None
+        return True
+
+
+_SDK_LOGGER.addFilter(_RedactSlackSecrets())
+
+
+class _RateLimitRetry(RateLimitErrorRetryHandler):
+    """slack-sdk's 429 handler (sleeps ``Retry-After`` + jitter), logging each retry and
+    refusing to wait longer than :data:`MAX_RETRY_AFTER_SECONDS` or for a malformed header
+    (the stock handler would raise ``ValueError`` from ``int()``)."""
+
+    def __init__(self, max_retry_count: int, log: Any) -> None:
+        super().__init__(max_retry_count=max_retry_count)
+        self._log = log
+
+    def _can_retry(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        if not super()._can_retry(state=state, request=request, response=response, error=error):
+            return False
+        wait = _retry_after(response)
+        return wait is not None and wait <= MAX_RETRY_AFTER_SECONDS
+
+    def prepare_for_next_attempt(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> None:
+        self._log.warning(
+            "Slack rate-limited the request (HTTP 429); retrying after %s s (retry %d of %d).",
+            _retry_after(response),
+            state.current_attempt + 1,
+            self.max_retry_count,
+        )
+        super().prepare_for_next_attempt(
+            state=state, request=request, response=response, error=error
+        )
+
+
+class _ConnectionRetry(ConnectionErrorRetryHandler):
+    """slack-sdk's connection-error handler (refused, reset, closed without an answer;
+    exponential backoff from 0.5 s with jitter), logging each retry."""
+
+    def __init__(self, max_retry_count: int, log: Any) -> None:
+        super().__init__(max_retry_count=max_retry_count)
+        self._log = log
+
+    def prepare_for_next_attempt(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> None:
+        self._log.warning(
+            "Could not reach Slack (%s); retrying (retry %d of %d).",
+            _describe_connection_error(error),
+            state.current_attempt + 1,
+            self.max_retry_count,
+        )
+        super().prepare_for_next_attempt(
+            state=state, request=request, response=response, error=error
+        )
+
+
+def _retry_after(response: HttpResponse | None) -> int | None:
+    """Seconds from a 429's Retry-After (1 when absent, as slack-sdk assumes); None when
+    it is not a number of seconds."""
+    if response is None:
+        return None
+    for key, value in response.headers.items():
+        if key.lower() == "retry-after":
+            raw = value[0] if isinstance(value, list) and value else value
+            try:
+                return max(0, int(str(raw).strip()))
+            except ValueError:
+                return None
+    return 1
+
+
+def _describe_connection_error(error: BaseException | None) -> str:
+    if error is None:
+        return "no answer"
+    reason = getattr(error, "reason", None)  # URLError wraps the OSError
+    if reason is not None and not isinstance(reason, str):
+        error = reason
+    text = str(error) or type(error).__name__
+    return f"{type(error).__name__}: {text}" if text != type(error).__name__ else text
+
+
+def _host_of(url: str) -> str:
+    """Scheme, host and port only: a webhook URL's path is its secret, and a gateway URL
+    may carry credentials."""
+    parts = urlsplit(url)
+    host = parts.hostname or "?"
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}"
+
+
+class SlackChannel(NotificationBlock):
+    """A Slack channel to post to, with a bot token (``chat.postMessage``) or an incoming
+    webhook. Prefect automations can use it as their notification block; flows post
+    environment lifecycle messages through :func:`notify_environment`.
+
+    Example:
+        Load a stored channel and post to it:
+        ```python
+        from prefect_stacks.blocks.slack import SlackChannel
+
+        slack = SlackChannel.load("BLOCK_NAME")
+        slack.post("Deploy finished :tada:")
+        ```
+    """
+
+    _block_type_name = "Slack Channel"
+    _block_type_slug = "slack-channel"
+    _logo_url = "https://cdn.sanity.io/images/3ugk85nk/production/c1965ecbf8704ee1ea20d77786de9a41ce1087d1-500x500.png"  # noqa: E501
+    _documentation_url = "https://docs.slack.dev/reference/methods/chat.postMessage/"
+    _description = (
+        "A Slack channel that prefect-stacks posts notifications to, with a bot token "
+        "(chat.postMessage) or an incoming-webhook URL."
+    )
+
+    # pydantic puts the raw input (the token!) into ValidationError messages otherwise
+    model_config = ConfigDict(hide_input_in_errors=True)
+
+    bot_token: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Bot token (`xoxb-...`) of a Slack app with the `chat:write` scope; set this or "
+            "`webhook_url`, not both."
+        ),
+    )
+    webhook_url: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Incoming-webhook URL (`https://hooks.slack.com/services/...`); the webhook is "
+            "bound to its channel. Set this or `bot_token`, not both."
+        ),
+    )
+    channel: str | None = Field(
+        default=None,
+        description=(
+            "Channel to post to with the bot token: a name such as `#platform` or an id "
+            "such as `C0123456789`; the app must be a member of it. Ignored with a webhook."
+        ),
+    )
+    api_url: str = Field(
+        default="https://slack.com/api/",
+        description="Base URL of the Slack Web API (change it only for a Slack-compatible gateway).",  # noqa: E501
+    )
+    username: str | None = Field(
+        default=None,
+        description=(
+            "Name to post as instead of the app's (a bot token needs the "
+            "`chat:write.customize` scope for it)."
+        ),
+    )
+    icon_emoji: str | None = Field(
+        default=None,
+        description="Emoji to post with instead of the app's icon, e.g. `:robot_face:`.",
+    )
+    timeout: float = Field(
+        default=30,
+        gt=0,
+        le=300,
+        description="Seconds to wait for Slack to answer one request.",
+    )
+    max_retries: int = Field(
+        default=3,
+        ge=0,
+        le=10,
+        description=(
+            "How many times one message is retried, in all, when Slack rate-limits it "
+            "(HTTP 429, after its Retry-After) or the connection fails."
+        ),
+    )
+
+    @field_validator("channel", "username", "icon_emoji")
+    @classmethod
+    def _strip(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        return value.strip() or None
+
+    @model_validator(mode="after")
+    def _check_credentials(self) -> SlackChannel:
+        problem = self._configuration_problem()
+        if problem:
+            raise ValueError(problem)
+        return self
+
+    # ----------------------------------------------------------------- configuration
+    @property
+    def display_name(self) -> str:
+        name = getattr(self, "_block_document_name", None)
+        return f"SlackChannel {name!r}" if name else "SlackChannel"
+
+    def _configuration_problem(self) -> str | None:
+        token = self.bot_token.get_secret_value().strip() if self.bot_token else ""
+        webhook = self.webhook_url.get_secret_value().strip() if self.webhook_url else ""
+        if token and webhook:
+            return (
+                f"{self.display_name}: set exactly one of the fields `bot_token` and "
+                "`webhook_url`, not both (clear one of them)."
+            )
+        if not token and not webhook:
+            return (
+                f"{self.display_name}: set one of the fields `bot_token` (a bot token "
+                "`xoxb-...`, with `channel`) or `webhook_url` (an incoming-webhook URL)."
+            )
+        if webhook and not webhook.lower().startswith(("https://", "http://")):
+            return (
+                f"{self.display_name}: the field `webhook_url` must be an https:// URL "
+                "(`https://hooks.slack.com/services/...`)."
+            )
+        if token and not self.channel:
+            return (
+                f"{self.display_name}: the field `channel` is required with `bot_token` "
+                "(a channel name such as `#platform`, or a channel id)."
+            )
+        if token and not self.api_url.lower().startswith(("https://", "http://")):
+            return (
+                f"{self.display_name}: the field `api_url` must be an http(s) URL "
+                f"(Slack's is https://slack.com/api/), not {self.api_url!r}."
+            )
+        return None
+
+    def _secrets(self) -> list[str]:
+        values = []
+        for secret in (self.bot_token, self.webhook_url):
+            if secret is not None and secret.get_secret_value():
+                values.append(secret.get_secret_value())
+                values.append(secret.get_secret_value().strip())
+        return values
+
+    def _retry_handlers(self) -> list[RetryHandler]:
+        # Both share one RetryState per request: max_retries bounds the retries in all.
+        log = self.logger
+        return [
+            _RateLimitRetry(max_retry_count=self.max_retries, log=log),
+            _ConnectionRetry(max_retry_count=self.max_retries, log=log),
+        ]
+
+    def _payload(self, text: str, blocks: list[dict] | None) -> dict[str, Any]:
+        payload: dict[str, Any] = {"text": text}
+        if blocks:
+            payload["blocks"] = blocks
+        if self.username:
+            payload["username"] = self.username
+        if self.icon_emoji:
+            payload["icon_emoji"] = self.icon_emoji
+        return payload
+
+    # ----------------------------------------------------------------- posting
+    def post(self, text: str, blocks: list[dict] | None = None) -> str | None:
+        """Post a message (mrkdwn ``text``, optional Block Kit ``blocks``, for which
+        ``text`` is the notification fallback). Returns the message's ``ts`` with a bot
+        token, None with a webhook (Slack does not say). Raises ``NotificationError``."""
+        problem = self._configuration_problem()
+        if problem:
+            raise ConfigurationError(problem)
+        if self.bot_token is not None and self.bot_token.get_secret_value().strip():
+            return self._post_api(text, blocks)
+        self._post_webhook(text, blocks)
+        return None
+
+    async def apost(self, text: str, blocks: list[dict] | None = None) -> str | None:
+        """Async :meth:`post`. The sync client runs in a worker thread (contextvars, and so
+        the run logger, go along); the event loop is never blocked by a Retry-After wait."""
+        return await asyncio.to_thread(self.post, text, blocks)
+
+    async def notify(self, body: str, subject: str | None = None) -> None:
+        """Post ``body`` (and ``subject`` in bold above it) as plain text: ``&``, ``<``
+        and ``>`` are escaped. This is the API Prefect automations call; a failure raises
+        ``NotificationError``, which their notification action records as its log."""
+        text = escape_mrkdwn(body)
+        if subject:
+            text = f"*{escape_mrkdwn(subject)}*\n{text}"
+        await self.apost(clip(text, MAX_MESSAGE_TEXT - 1000))
+
+    def _post_api(self, text: str, blocks: list[dict] | None) -> str | None:
+        assert self.bot_token is not None
+        client = WebClient(
+            token=self.bot_token.get_secret_value().strip(),
+            base_url=self.api_url,
+            timeout=self.timeout,  # type: ignore[arg-type]  # urllib takes a float
+            logger=_SDK_LOGGER,
+            retry_handlers=self._retry_handlers(),
+        )
+        try:
+            response = client.chat_postMessage(channel=self.channel, **self._payload(text, blocks))
+        except SlackApiError as exc:
+            raise self._api_error(exc) from None
+        except (OSError, HTTPException) as exc:
+            raise self._unreachable(exc, _host_of(self.api_url)) from None
+        except SlackClientError as exc:
+            raise self._fail(f"slack-sdk refused the request: {exc}") from None
+        ts = response.get("ts")
+        return str(ts) if ts is not None else None
+
+    def _post_webhook(self, text: str, blocks: list[dict] | None) -> None:
+        assert self.webhook_url is not None
+        url = self.webhook_url.get_secret_value().strip()
+        client = WebhookClient(
+            url=url,
+            timeout=self.timeout,  # type: ignore[arg-type]
+            logger=_SDK_LOGGER,
+            retry_handlers=self._retry_handlers(),
+        )
+        try:
+            response = client.send_dict(self._payload(text, blocks))
+        except (OSError, HTTPException) as exc:
+            raise self._unreachable(exc, _host_of(url)) from None
+        except SlackClientError as exc:
+            raise self._fail(f"slack-sdk refused the webhook request: {exc}") from None
+        if 200 <= response.status_code < 300:
+            return
+        raise self._webhook_error(response.status_code, (response.body or "").strip())
+
+    # ----------------------------------------------------------------- errors
+    def _fail(self, message: str, **kwargs: Any) -> NotificationError:
+        return NotificationError(Redactor(self._secrets())(message), **kwargs)
+
+    def _unreachable(self, exc: BaseException, host: str) -> NotificationError:
+        return self._fail(
+            f"{self.display_name}: could not reach Slack at {host} "
+            f"({_describe_connection_error(exc)}) after {self.max_retries} retries; check "
+            "the network or proxy of this worker, or try again later.",
+        )
+
+    def _api_error(self, exc: SlackApiError) -> NotificationError:
+        response = exc.response
+        status = getattr(response, "status_code", None)
+        data = response.data if isinstance(response.data, dict) else {}
+        error = str(data.get("error") or f"HTTP {status}")
+        where = f"{self.display_name}: Slack answered chat.postMessage with {error!r}"
+        if error in _TOKEN_ERRORS:
+            message = (
+                f"{where}: the bot token was rejected; fix the block field `bot_token` (the "
+                "Bot User OAuth Token, `xoxb-...`, of an app installed in the workspace)."
+            )
+            return self._fail(message, error=error, field="bot_token", status=status)
+        if error == "missing_scope":
+            needed = data.get("needed") or "chat:write"
+            message = (
+                f"{where}: the app lacks the scope {needed!r}; add it under OAuth & "
+                "Permissions, reinstall the app, and update the block field `bot_token` "
+                "if the token changed."
+            )
+            return self._fail(message, error=error, field="bot_token", status=status)
+        if error in _CHANNEL_ERRORS:
+            if error == "not_in_channel":
+                hint = (
+                    f"the app is not a member of {self.channel!r}: invite the app to the "
+                    f"channel (`/invite @your-app` in {self.channel}) or fix the block "
+                    "field `channel`."
+                )
+            elif error in ("is_archived", "channel_is_archived"):
+                hint = (
+                    f"the channel {self.channel!r} is archived: unarchive it or fix the "
+                    "block field `channel`."
+                )
+            else:
+                hint = (
+                    f"no channel {self.channel!r} that the app can see: fix the block field "
+                    "`channel` (a name such as `#platform` or an id), and for a private "
+                    "channel invite the app (`/invite @your-app`)."
+                )
+            return self._fail(f"{where}: {hint}", error=error, field="channel", status=status)
+        if error == "ratelimited" or status == 429:
+            message = (
+                f"{where}: still rate-limited after {self.max_retries} retries; try again "
+                "later, post less often, or raise the block field `max_retries`."
+            )
+            return self._fail(message, error="ratelimited", field="max_retries", status=status)
+        if error in _MESSAGE_ERRORS:
+            details = data.get("errors") or (data.get("response_metadata") or {}).get("messages")
+            message = f"{where}: Slack rejected the message itself"
+            if details:
+                message += " (" + "; ".join(str(d) for d in list(details)[:5]) + ")"
+            message += "; the caller built an invalid message (text, blocks or their limits)."
+            return self._fail(message, error=error, status=status)
+        if status is not None and status >= 500:
+            message = (
+                f"{self.display_name}: Slack answered HTTP {status} (an outage or a "
+                f"gateway error: {clip(error, 200)}); try again later."
+            )
+            return self._fail(message, error=error, status=status)
+        return self._fail(
+            f"{where} (HTTP {status}); see https://docs.slack.dev/reference/methods/"
+            "chat.postMessage/#errors for what to fix.",
+            error=error,
+            status=status,
+        )
+
+    def _webhook_error(self, status: int, body: str) -> NotificationError:
+        error = body.splitlines()[0][:100] if body else f"HTTP {status}"
+        where = f"{self.display_name}: the incoming webhook answered HTTP {status} {error!r}"
+        if status == 429:
+            message = (
+                f"{where}: still rate-limited after {self.max_retries} retries; try again "
+                "later, post less often, or raise the block field `max_retries`."
+            )
+            return self._fail(message, error=error, field="max_retries", status=status)
+        if error in _WEBHOOK_URL_ERRORS or (status in (401, 403, 404, 410) and not body):
+            message = (
+                f"{where}: the webhook URL is wrong, or the webhook was removed or disabled; "
+                "fix the block field `webhook_url` (copy it from the app's Incoming Webhooks "
+                "page, or add a new webhook there)."
+            )
+            return self._fail(message, error=error, field="webhook_url", status=status)
+        if error in _WEBHOOK_CHANNEL_ERRORS:
+            message = (
+                f"{where}: the webhook's channel is gone, archived or closed to the app; "
+                "add a webhook for a channel it can post to and update the block field "
+                "`webhook_url`."
+            )
+            return self._fail(message, error=error, field="webhook_url", status=status)
+        if error in _MESSAGE_ERRORS:
+            message = (
+                f"{where}: Slack rejected the message itself; the caller built an invalid "
+                "message (text, blocks or their limits)."
+            )
+            return self._fail(message, error=error, status=status)
+        if status >= 500:
+            message = f"{where}: an outage or a gateway error; try again later."
+            return self._fail(message, error=error, status=status)
+        return self._fail(
+            f"{where}; check the block field `webhook_url`.",
+            error=error,
+            field="webhook_url",
+            status=status,
+        )
+
+
+# --------------------------------------------------------------------- message layout
+
+_EVENTS: dict[str, tuple[str, str]] = {
+    "created": (":white_check_mark:", "Environment created"),
+    "expiring": (":hourglass_flowing_sand:", "Environment expiring"),
+    "destroyed": (":wastebasket:", "Environment destroyed"),
+    "teardown-failed": (":rotating_light:", "Teardown FAILED"),
+}
+_ALERT_EVENTS = {"teardown-failed"}
+
+
+def escape_mrkdwn(text: str) -> str:
+    """Escape the three characters Slack's mrkdwn gives a meaning to."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _units(text: str) -> int:
+    # Slack counts characters as UTF-16 code units (an emoji outside the BMP counts 2).
+    return len(text.encode("utf-16-le")) // 2
+
+
+def clip(text: str, limit: int, *, keep: str = "head") -> str:
+    """Shorten ``text`` to at most ``limit`` characters, with "…" where it was cut, never
+    cutting an escape (``&amp;``) in half. ``keep="tail"`` keeps the end (for logs)."""
+    if _units(text) <= limit:
+        return text
+    room = max(limit - 1, 0)
+    if keep == "tail":
+        cut = text[-room:] if room else ""
+        while cut and _units(cut) > room:
+            cut = cut[1:]
+        cut = re.sub(r"^[a-z]{0,3};", "", cut)  # the rest of a cut "&amp;"
+        return "…" + cut
+    cut = text[:room]
+    while cut and _units(cut) > room:
+        cut = cut[:-1]
+    cut = re.sub(r"&[a-z]{0,3}$", "", cut)  # the start of a cut "&amp;"
+    return cut + "…"
+
+
+def _link(url: str, label: str, *, limit: int) -> str:
+    """A mrkdwn link, or the escaped text when the URL is not http(s) or too long."""
+    if url.lower().startswith(("https://", "http://")):
+        target = escape_mrkdwn(url).replace("|", "%7C")
+        shown = clip(escape_mrkdwn(label), 200)
+        link = f"<{target}|{shown}>"
+        if _units(link) <= limit:
+            return link
+    return clip(escape_mrkdwn(url), limit)
+
+
+def _as_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc)
+
+
+def humanize_seconds(seconds: float) -> str:
+    """``42 min``, ``3 h 5 min``, ``2 d 4 h``."""
+    seconds = int(round(abs(seconds)))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes = int(round(seconds / 60))
+    if minutes < 120:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h" if hours else f"{days} d"
+
+
+def _relative(when: datetime, now: datetime) -> str:
+    delta = (when - now).total_seconds()
+    if abs(delta) < 30:
+        return "now"
+    span = humanize_seconds(delta)
+    return f"in {span}" if delta > 0 else f"{span} ago"
+
+
+def environment_message(
+    event: str,
+    *,
+    name: str,
+    url: str | None = None,
+    owner: str | None = None,
+    expires_at: datetime | None = None,
+    ttl_seconds: int | None = None,
+    run_url: str | None = None,
+    detail: str | None = None,
+    now: datetime | None = None,
+) -> tuple[str, list[dict]]:
+    """The message for an environment lifecycle event: ``(fallback text, blocks)``.
+
+    ``event`` is ``created``, ``expiring``, ``destroyed``, ``teardown-failed`` (an alert)
+    or any other word (shown as is). Every value is escaped for mrkdwn and cut to Slack's
+    limits (header 150, section 3000, field 2000 characters; a handful of blocks), so a
+    long name or a huge ``detail`` cannot make Slack reject the message. ``now`` is for
+    tests ("expires in N min" is relative to it).
+    """
+    now = _as_utc(now or datetime.now(timezone.utc))
+    emoji, title = _EVENTS.get(event, (":information_source:", f"Environment {event}"))
+    alert = event in _ALERT_EVENTS
+
+    header = clip(f"{emoji} {title}: {name}", MAX_HEADER_TEXT)
+    fallback = f"{emoji} {title}: {escape_mrkdwn(name)}"
+    if alert:
+        fallback += " (resources may still be running)"
+    blocks: list[dict] = [
+        {"type": "header", "text": {"type": "plain_text", "text": header, "emoji": True}}
+    ]
+    if alert:
+        blocks.append(
+            {
+                "type": "section",
+                "text": {
+                    "type": "mrkdwn",
+                    "text": clip(
+                        f":rotating_light: *Action needed:* the teardown of "
+                        f"*{escape_mrkdwn(name)}* failed, so its resources may still be "
+                        "running (and costing). Read the error below and the flow run, fix "
+                        "the cause, then run the teardown again.",
+                        MAX_SECTION_TEXT,
+                    ),
+                },
+            }
+        )
+
+    def field(label: str, value: str) -> dict:
+        head = f"*{label}*\n"
+        return {"type": "mrkdwn", "text": head + clip(value, MAX_FIELD_TEXT - _units(head))}
+
+    fields = [field("Environment", escape_mrkdwn(name))]
+    if url:
+        fields.append(field("URL", _link(url, url, limit=MAX_FIELD_TEXT - 10)))
+    if expires_at is not None:
+        when = _as_utc(expires_at)
+        label = "Expired" if when <= now else "Expires"
+        fields.append(field(label, f"{when:%Y-%m-%d %H:%M} UTC ({_relative(when, now)})"))
+    if ttl_seconds is not None:
+        fields.append(field("TTL", humanize_seconds(ttl_seconds)))
+    if owner:
+        fields.append(field("Owner", escape_mrkdwn(owner)))
+    blocks.append({"type": "section", "fields": fields})
+
+    if detail:
+        escaped = escape_mrkdwn(detail).replace("```", "'''")
+        if alert:  # an error output: its end says most
+            text = "```" + clip(escaped, MAX_SECTION_TEXT - 6, keep="tail") + "```"
+        else:
+            text = clip(escaped, MAX_SECTION_TEXT)
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": text}})
+
+    if run_url:
+        # A context link rather than a button: a URL button makes Slack call the app's
+        # interactivity endpoint and shows a warning when the app has none.
+        link = _link(run_url, "View the Prefect flow run", limit=MAX_SECTION_TEXT - 10)
+        blocks.append(
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": f":link: {link}"}]}
+        )
+    return clip(fallback, MAX_SECTION_TEXT), blocks[:MAX_BLOCKS]
+
+
+# --------------------------------------------------------------------- task
+
+
+@task(cache_policy=NO_CACHE)
+def notify_environment(
+    slack: SlackChannel | None,
+    event: str,
+    *,
+    raise_on_error: bool = False,
+    **fields: Any,
+) -> bool:
+    """Post an environment lifecycle message (see :func:`environment_message` for the
+    fields: ``name``, ``url``, ``owner``, ``expires_at``, ``ttl_seconds``, ``run_url``,
+    ``detail``). Returns True when Slack took it.
+
+    Without a block it only logs and returns False. When Slack fails it logs a warning
+    and returns False, so that a Slack outage never stops a teardown; pass
+    ``raise_on_error=True`` to raise the ``NotificationError`` instead.
+    """
+    log = default_logger()
+    text, blocks = environment_message(event, **fields)
+    name = fields.get("name")
+    if slack is None:
+        log.info("No Slack channel configured; not posting %r for environment %r.", event, name)
+        return False
+    try:
+        slack.post(text, blocks)
+    except Exception as exc:
+        if raise_on_error:
+            raise
+        log.warning(
+            "Could not post %r for environment %r to Slack: %s",
+            event,
+            name,
+            Redactor(slack._secrets())(str(exc)),
+        )
+        return False
+    log.info("Posted %r for environment %r to Slack.", event, name)
+    return True
+
+
+__all__ = [
+    "SlackChannel",
+    "clip",
+    "environment_message",
+    "escape_mrkdwn",
+    "humanize_seconds",
+    "notify_environment",
+]

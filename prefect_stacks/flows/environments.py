@@ -1,0 +1,453 @@
+"""Environments with a lifecycle: demo environments that destroy themselves after a TTL,
+their teardown, and a janitor that never leaks one.
+
+* ``demo-environment``: record the entry, schedule its teardown *first*, then apply the
+  stack into workspace ``demo-<id>``, then say so (Slack, link artifact).
+* ``environment-teardown``: terraform destroy, delete the workspace, delete every Prefect
+  object made for it, mark the entry destroyed. "Already gone" is success; a failure marks
+  the entry failed, alerts, and the run retries with backoff. The entry is never removed
+  while infrastructure may remain.
+* ``environment-janitor`` (every 5 minutes): tears down expired entries whose teardown did
+  not happen (a missed run, a killed worker, a server that was down), warns before expiry,
+  refreshes the table of live environments, and acts on nothing when the listing failed.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Any
+from uuid import UUID
+
+from prefect import flow, get_client, get_run_logger, task
+from prefect.artifacts import create_link_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.context import get_run_context
+from prefect.exceptions import ObjectNotFound
+from prefect.settings import PREFECT_UI_URL
+
+from prefect_stacks.blocks.slack import SlackChannel, notify_environment
+from prefect_stacks.blocks.terraform import (
+    artifact_key,
+    load_stack,
+    terraform_apply,
+    terraform_delete_workspace,
+    terraform_destroy,
+    terraform_init,
+    terraform_outputs,
+    terraform_plan,
+)
+from prefect_stacks.environments import (
+    TEARDOWN_DEPLOYMENT,
+    Environment,
+    EnvironmentLedger,
+    EnvironmentState,
+    check_teardown_deployment,
+    format_duration,
+    schedule_teardown,
+    utcnow,
+    validate_name,
+    validate_ttl,
+)
+from prefect_stacks.exceptions import ConfigurationError, LedgerError
+
+DEFAULT_STALE_AFTER = 900
+
+
+def _current_run_id() -> str | None:
+    try:
+        ctx = get_run_context()
+    except Exception:
+        return None
+    run = getattr(ctx, "flow_run", None)
+    return str(run.id) if run else None
+
+
+def _run_url() -> str | None:
+    run_id = _current_run_id()
+    ui = PREFECT_UI_URL.value()
+    return f"{ui.rstrip('/')}/runs/flow-run/{run_id}" if ui and run_id else None
+
+
+def _slack(name: str | None) -> SlackChannel | None:
+    if not name:
+        return None
+    try:
+        return SlackChannel.load(name)
+    except ValueError as exc:
+        raise ConfigurationError(
+            f"no SlackChannel block named {name!r}; create it (Blocks > Slack Channel) or "
+            "leave the Slack parameter empty"
+        ) from exc
+
+
+def _say(env: Environment, event: str, **extra: Any) -> None:
+    """Slack message for an environment event; a Slack outage never fails the run."""
+    slack = None
+    try:
+        slack = _slack(env.slack_block)
+    except ConfigurationError as exc:
+        get_run_logger().warning("%s", exc)
+    ttl = None
+    if env.expires_at is not None:
+        ttl = int((env.expires_at - env.created_at).total_seconds())
+    notify_environment(
+        slack,
+        event,
+        name=env.name,
+        url=env.url,
+        owner=env.owner,
+        expires_at=env.expires_at,
+        ttl_seconds=ttl,
+        run_url=_run_url(),
+        **extra,
+    )
+
+
+# --------------------------------------------------------------------------- demo
+
+
+@flow(name="demo-environment", flow_run_name="demo-{stack}")
+def demo_environment(
+    stack: str = "local-webapp",
+    ttl_seconds: int = 3600,
+    name: str | None = None,
+    owner: str | None = None,
+    variables: dict[str, Any] | None = None,
+    slack_block: str | None = None,
+    teardown_deployment: str = TEARDOWN_DEPLOYMENT,
+) -> dict[str, Any]:
+    """Stand a stack up as a demo environment that destroys itself after a TTL.
+
+    Args:
+        stack: Name of the TerraformStack block to apply.
+        ttl_seconds: Seconds until the environment is destroyed (default one hour).
+        name: Environment (and workspace) name; default `demo-<6 hex>`.
+        owner: Who the environment is for; shown in the ledger and on Slack.
+        variables: Stack variables for this environment, merged over the block's.
+        slack_block: Name of a SlackChannel block to tell about it (optional).
+        teardown_deployment: Deployment that tears environments down.
+    """
+    logger = get_run_logger()
+    # Every check before the first change: bad input changes nothing.
+    ttl = validate_ttl(ttl_seconds)
+    name = validate_name(name or f"demo-{secrets.token_hex(3)}")
+    block = load_stack(stack)
+    if variables:
+        block.variables = {**block.variables, **variables}
+    _slack(slack_block)
+    check_teardown_deployment(teardown_deployment)
+
+    ledger = EnvironmentLedger()
+    now = utcnow()
+    env = ledger.create(
+        Environment(
+            name=name,
+            kind="demo",
+            owner=owner,
+            stack=stack,
+            workspace=name,
+            variables=dict(variables or {}),
+            created_at=now,
+            expires_at=now + ttl,
+            slack_block=slack_block,
+        )
+    )
+    # The teardown is scheduled before anything is built: whatever happens next, the
+    # environment is destroyed at expiry (and the janitor covers a missed run).
+    schedule_teardown(name, env.expires_at, deployment=teardown_deployment, ledger=ledger)
+    logger.info("environment %s recorded; teardown scheduled at %s", name, env.expires_at)
+
+    try:
+        with terraform_init(block, name) as workdir:
+            plan = terraform_plan(workdir)
+            terraform_apply(workdir, plan)
+            outputs = terraform_outputs(workdir)
+    except BaseException as exc:
+        ledger.update(name, partial(_mark_failed, exc=exc, only_if=EnvironmentState.provisioning))
+        raise
+    url = outputs.values.get("url")
+
+    def ready(e: Environment) -> None:
+        e.url = url if isinstance(url, str) else None
+        # A teardown that started meanwhile (a TTL shorter than the apply) wins.
+        if e.state == EnvironmentState.provisioning:
+            e.state = EnvironmentState.ready
+            e.error = None
+
+    env = ledger.update(name, ready)
+    if env.state != EnvironmentState.ready:
+        logger.warning("%s was %s while it was being applied", name, env.state.value)
+        return {"name": name, "url": env.url, "state": env.state.value}
+    if env.url:
+        create_link_artifact(
+            key=artifact_key("env", name),
+            link=env.url,
+            link_text=name,
+            description=f"{name}: expires {env.expires_at:%Y-%m-%d %H:%M:%S} UTC",
+        )
+    _say(env, "created")
+    logger.info("%s is ready at %s; expires in %s", name, env.url, format_duration(ttl))
+    return {"name": name, "url": env.url, "expires_at": env.expires_at.isoformat()}
+
+
+def _mark_failed(
+    env: Environment,
+    exc: BaseException,
+    only_if: EnvironmentState | None = None,
+    count_attempt: bool = False,
+) -> None:
+    if only_if is not None and env.state != only_if:
+        return
+    env.state = EnvironmentState.failed
+    env.error = f"{type(exc).__name__}: {exc}"[:1500]
+    if count_attempt:
+        env.teardown_attempts += 1
+
+
+def retry_delay(attempts: int) -> int:
+    """Backoff between teardown attempts: 30 s, 2 min, 8 min, 32 min, then hourly."""
+    return min(30 * 4 ** max(attempts - 1, 0), 3600)
+
+
+# --------------------------------------------------------------------------- teardown
+
+
+@task(cache_policy=NO_CACHE)
+def delete_prefect_objects(env: Environment, keep_run: str | None = None) -> list[str]:
+    """Delete the deployments, not-yet-started runs and variables made for ``env``;
+    anything already gone counts as deleted. Runs that started stay: they are history.
+    Returns what was deleted."""
+    deleted: list[str] = []
+    with get_client(sync_client=True) as client:
+        for deployment_id in env.objects.deployments:
+            try:
+                client.delete_deployment(UUID(deployment_id))
+            except ObjectNotFound:
+                pass
+            deleted.append(f"deployment {deployment_id}")
+        for run_id in env.objects.flow_runs:
+            if run_id == keep_run:
+                continue
+            try:
+                run = client.read_flow_run(UUID(run_id))
+                if run.state is None or run.state.is_scheduled():
+                    client.delete_flow_run(run.id)
+                    deleted.append(f"flow run {run_id}")
+            except ObjectNotFound:
+                deleted.append(f"flow run {run_id}")
+        for variable in env.objects.variables:
+            try:
+                client.delete_variable_by_name(variable)
+            except ObjectNotFound:
+                pass
+            deleted.append(f"variable {variable}")
+    return deleted
+
+
+def teardown_in_progress(
+    env: Environment, now: datetime, stale_after: float, by_run: str | None
+) -> bool:
+    """Another teardown claimed ``env`` recently and has not finished or crashed."""
+    if env.state != EnvironmentState.destroying or env.teardown_started_at is None:
+        return False
+    if by_run and env.teardown_run_id == by_run:
+        return False  # our own claim (e.g. a retry of this run)
+    if (now - env.teardown_started_at).total_seconds() > stale_after:
+        return False  # a killed worker never finishes: take over
+    if env.teardown_run_id:
+        try:
+            with get_client(sync_client=True) as client:
+                run = client.read_flow_run(UUID(env.teardown_run_id))
+            if run.state is not None and run.state.is_final():
+                return False
+        except (ObjectNotFound, ValueError):
+            return False
+    return True
+
+
+def teardown(
+    name: str,
+    reason: str,
+    *,
+    stale_after: float = DEFAULT_STALE_AFTER,
+    ledger: EnvironmentLedger | None = None,
+) -> str:
+    """Destroy one environment; returns what happened ("destroyed", "already destroyed",
+    "not expired", "in progress"). Raises (after marking the entry failed) when
+    infrastructure may remain."""
+    logger = get_run_logger()
+    ledger = ledger or EnvironmentLedger()
+    run_id = _current_run_id()
+    env = ledger.get(name)  # unknown environment: a clear error, nothing changes
+    if env.state == EnvironmentState.destroyed:
+        logger.info("%s is already destroyed", name)
+        return "already destroyed"
+    if reason == "expired" and not env.is_expired():
+        logger.info(
+            "%s does not expire until %s (extended or kept): nothing to do", name, env.expires_at
+        )
+        return "not expired"
+    now = utcnow()
+    claimed: list[bool] = []
+
+    def claim(e: Environment) -> None:
+        if teardown_in_progress(e, now, stale_after, run_id):
+            return
+        e.state = EnvironmentState.destroying
+        e.teardown_started_at = now
+        if run_id:
+            e.teardown_run_id = run_id
+        claimed.append(True)
+
+    env = ledger.update(name, claim)
+    if not claimed:
+        logger.info("%s: teardown %s is in progress; leaving it", name, env.teardown_run_id)
+        return "in progress"
+    logger.info(
+        "tearing down %s (%s): stack %s, workspace %s", name, reason, env.stack, env.workspace
+    )
+    try:
+        block = load_stack(env.stack)
+        if env.variables:
+            block.variables = {**block.variables, **env.variables}
+        with terraform_init(block, env.workspace, create_workspace=False) as workdir:
+            terraform_destroy(workdir)
+            terraform_delete_workspace(workdir)
+        deleted = delete_prefect_objects(env, keep_run=run_id)
+    except BaseException as exc:
+        env = ledger.update(name, partial(_mark_failed, exc=exc, count_attempt=True))
+        delay = retry_delay(env.teardown_attempts)
+        retry_at = utcnow() + timedelta(seconds=delay)
+        try:
+            schedule_teardown(name, retry_at, reason=reason, ledger=ledger)
+            retry = f"retrying at {retry_at:%H:%M:%S} UTC (attempt {env.teardown_attempts + 1})"
+        except Exception as schedule_exc:  # no teardown deployment: the janitor retries
+            retry = f"not rescheduled ({schedule_exc}); the janitor will retry"
+        logger.error("teardown of %s failed; %s", name, retry)
+        _say(env, "teardown-failed", detail=f"{env.error}\n{retry}")
+        raise
+    env = ledger.update(
+        name,
+        lambda e: (
+            setattr(e, "state", EnvironmentState.destroyed),
+            setattr(e, "destroyed_at", utcnow()),
+            setattr(e, "error", None),
+            setattr(e, "teardown_run_id", None),
+        ),
+    )
+    logger.info("%s destroyed (%s)", name, ", ".join(deleted) or "no Prefect objects")
+    _say(env, "destroyed", detail=f"reason: {reason}")
+    return "destroyed"
+
+
+@flow(name="environment-teardown", flow_run_name="teardown-{name}")
+def environment_teardown(
+    name: str, reason: str = "expired", stale_after_seconds: int = DEFAULT_STALE_AFTER
+) -> str:
+    """Destroy an environment: its Terraform workspace, the Prefect objects made for it,
+    then mark it destroyed. Safe to run twice. On failure the entry is marked failed,
+    Slack is alerted and a new teardown run is scheduled with backoff (30 s, 2 min,
+    8 min ...); the janitor retries too.
+
+    Args:
+        name: Environment name, e.g. demo-7f3a or PR_42.
+        reason: `expired` (does nothing if the TTL was extended) or `requested`.
+        stale_after_seconds: Take over another teardown of the same environment that
+            started this long ago and never finished (its worker died).
+    """
+    return teardown(name, reason, stale_after=stale_after_seconds)
+
+
+# --------------------------------------------------------------------------- janitor
+
+
+@flow(name="environment-janitor", flow_run_name="janitor")
+def environment_janitor(
+    dry_run: bool = False,
+    warn_before_seconds: int = 600,
+    stale_after_seconds: int = DEFAULT_STALE_AFTER,
+    retention_days: int = 7,
+) -> dict[str, list[str]]:
+    """Tear down expired environments whose teardown did not happen, warn before expiry,
+    and refresh the table of live environments.
+
+    Args:
+        dry_run: Only report what would be done.
+        warn_before_seconds: Warn on Slack this long before an environment expires.
+        stale_after_seconds: A teardown running longer than this is taken over.
+        retention_days: Destroyed entries older than this are removed from the ledger.
+    """
+    logger = get_run_logger()
+    ledger = EnvironmentLedger()
+    # A listing that errors or is partial raises here: the janitor acts on nothing.
+    entries = ledger.list(include_destroyed=True)
+    now = utcnow()
+    report: dict[str, list[str]] = {"teardown": [], "warn": [], "prune": [], "failed": []}
+    for env in entries:
+        if env.is_live and env.is_expired(now):
+            if teardown_in_progress(env, now, stale_after_seconds, None):
+                continue
+            report["teardown"].append(env.name)
+        elif (
+            env.is_live
+            and env.state != EnvironmentState.destroying
+            and env.expires_at is not None
+            and env.warned_at is None
+            and env.expires_at - now <= timedelta(seconds=warn_before_seconds)
+        ):
+            report["warn"].append(env.name)
+        elif (
+            env.state == EnvironmentState.destroyed
+            and env.destroyed_at is not None
+            and now - env.destroyed_at > timedelta(days=retention_days)
+        ):
+            report["prune"].append(env.name)
+    logger.info(
+        "%d entries (%d live): %d to tear down, %d to warn, %d to prune%s",
+        len(entries),
+        sum(e.is_live for e in entries),
+        len(report["teardown"]),
+        len(report["warn"]),
+        len(report["prune"]),
+        " (dry run: nothing done)" if dry_run else "",
+    )
+    if not dry_run:
+        for name in report["warn"]:
+            env = ledger.update(name, lambda e: setattr(e, "warned_at", utcnow()))
+            _say(env, "expiring")
+        for name in report["teardown"]:
+            try:
+                teardown(name, "expired", stale_after=stale_after_seconds, ledger=ledger)
+            except Exception as exc:  # recorded on the entry; the next janitor run retries
+                logger.error("teardown of %s failed: %s", name, exc)
+                report["failed"].append(name)
+        for name in report["prune"]:
+            try:
+                ledger.remove(name)
+            except LedgerError as exc:
+                logger.warning("%s", exc)
+    publish_environment_table(ledger.list())
+    return report
+
+
+def publish_environment_table(entries: list[Environment]) -> None:
+    now = utcnow()
+    rows = [
+        {
+            "name": e.name,
+            "kind": e.kind,
+            "state": e.state.value,
+            "owner": e.owner or "",
+            "age": format_duration(now - e.created_at),
+            "expires in": format_duration(e.expires_in(now)),
+            "url": e.url or "",
+        }
+        for e in sorted(entries, key=lambda e: e.created_at)
+    ]
+    create_table_artifact(
+        key="environments",
+        table=rows or [{"name": "(none)", "state": "", "url": ""}],
+        description=f"{len(rows)} live environment(s) at {now:%Y-%m-%d %H:%M:%S} UTC",
+    )

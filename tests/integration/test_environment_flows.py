@@ -1,0 +1,224 @@
+"""demo-environment, environment-teardown and environment-janitor on a real (throwaway)
+Prefect server with real terraform and the local-webapp stack. Scheduled runs are not
+executed here (no worker): the tests call the teardown/janitor flows themselves. The
+worker-driven path is in tests/e2e/test_environments_e2e.py."""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+import uuid
+from datetime import timedelta
+from pathlib import Path
+from uuid import UUID
+
+import pytest
+from prefect import get_client
+
+from prefect_stacks import stack_path
+from prefect_stacks.blocks.terraform import TerraformStack
+from prefect_stacks.environments import (
+    EnvironmentLedger,
+    EnvironmentState,
+    destroy,
+    extend,
+    keep,
+    utcnow,
+)
+from prefect_stacks.exceptions import ConfigurationError, EnvironmentNotFound, LedgerError
+from prefect_stacks.flows.environments import (
+    demo_environment,
+    environment_janitor,
+    environment_teardown,
+)
+from tests.conftest import write_stack
+
+pytestmark = pytest.mark.integration
+
+
+def answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - loopback
+            return resp.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+@pytest.fixture(scope="module")
+def teardown_deployment(prefect_harness) -> str:
+    """The teardown deployment must exist (demo-environment schedules runs of it)."""
+    environment_teardown.to_deployment(name="default").apply()
+    return "environment-teardown/default"
+
+
+@pytest.fixture
+def webapp_block(tmp_path: Path, prefect_harness, terraform_bin) -> str:
+    name = "webapp-" + uuid.uuid4().hex[:8]
+    TerraformStack(
+        source=str(stack_path("local-webapp")),
+        state_dir=str(tmp_path / "state"),
+        variables={"app_version": "9.9.9"},
+    ).save(name)
+    return name
+
+
+def _run_dir(tmp_path: Path, env: str) -> str:
+    return str(tmp_path / "run" / env)
+
+
+def _flow_run(run_id: str):
+    with get_client(sync_client=True) as client:
+        try:
+            return client.read_flow_run(UUID(run_id))
+        except Exception:
+            return None
+
+
+def test_demo_environment_lifecycle(webapp_block, teardown_deployment, tmp_path: Path):
+    name = "demo-" + uuid.uuid4().hex[:6]
+    result = demo_environment(
+        stack=webapp_block,
+        ttl_seconds=3600,
+        name=name,
+        owner="alice",
+        variables={"run_dir": _run_dir(tmp_path, name)},
+    )
+    ledger = EnvironmentLedger()
+    env = ledger.get(name)
+    assert env.state == EnvironmentState.ready and env.owner == "alice"
+    assert env.url == result["url"] and answers(env.url)
+    assert timedelta(minutes=59) < env.expires_at - env.created_at <= timedelta(hours=1)
+    # the teardown is a one-off run scheduled at expiry
+    run = _flow_run(env.teardown_run_id)
+    assert run.state.is_scheduled()
+    assert abs((run.state.state_details.scheduled_time - env.expires_at).total_seconds()) < 1
+    assert run.parameters == {"name": name, "reason": "expired"}
+
+    # extend: a new run at the new expiry, the old one deleted
+    old_run = env.teardown_run_id
+    env = extend(name, 7200)
+    assert env.teardown_run_id != old_run and _flow_run(old_run) is None
+    assert _flow_run(env.teardown_run_id).state.is_scheduled()
+
+    # keep: no expiry, no scheduled teardown
+    kept_run = env.teardown_run_id
+    env = keep(name)
+    assert env.expires_at is None and env.teardown_run_id is None
+    assert _flow_run(kept_run) is None
+
+    # an "expired" teardown of a kept environment does nothing
+    assert environment_teardown(name=name) == "not expired"
+    assert answers(env.url)
+
+    # destroy now: a run scheduled now, then the teardown itself
+    run_id = destroy(name)
+    assert _flow_run(run_id).state.is_scheduled()
+    assert environment_teardown(name=name, reason="requested") == "destroyed"
+    env = ledger.get(name)
+    assert env.state == EnvironmentState.destroyed and env.destroyed_at is not None
+    assert not answers(env.url)
+    assert not (tmp_path / "state" / "workspaces" / name).exists()
+    assert _flow_run(run_id) is None  # the not-started run made for it is gone
+    # idempotent: again is success
+    assert environment_teardown(name=name, reason="requested") == "already destroyed"
+
+
+def test_bad_input_changes_nothing(webapp_block, teardown_deployment):
+    ledger = EnvironmentLedger()
+    before = {e.name for e in ledger.list(include_destroyed=True)}
+    with pytest.raises(ConfigurationError, match="TTL must be a positive"):
+        demo_environment(stack=webapp_block, ttl_seconds=-5, name="demo-neg")
+    with pytest.raises(ConfigurationError, match="no TerraformStack block named"):
+        demo_environment(stack="no-such-stack", ttl_seconds=60, name="demo-nostack")
+    with pytest.raises(ConfigurationError, match="not a valid environment name"):
+        demo_environment(stack=webapp_block, ttl_seconds=60, name="x; rm -rf /")
+    with pytest.raises(ConfigurationError, match="does not exist"):
+        demo_environment(
+            stack=webapp_block, ttl_seconds=60, teardown_deployment="nope/nope", name="demo-nd"
+        )
+    with pytest.raises(EnvironmentNotFound, match="no environment named 'ghost-1'"):
+        environment_teardown.with_options(retries=0)(name="ghost-1")
+    with pytest.raises(EnvironmentNotFound):
+        extend("ghost-1", 60)
+    assert {e.name for e in ledger.list(include_destroyed=True)} == before
+
+
+def test_janitor_tears_down_expired_warns_and_dry_runs(
+    webapp_block, teardown_deployment, tmp_path: Path
+):
+    ledger = EnvironmentLedger()
+    expired = "demo-" + uuid.uuid4().hex[:6]
+    soon = "demo-" + uuid.uuid4().hex[:6]
+    for name, ttl in ((expired, 3600), (soon, 3600)):
+        demo_environment(
+            stack=webapp_block,
+            ttl_seconds=ttl,
+            name=name,
+            variables={"run_dir": _run_dir(tmp_path, name)},
+        )
+    # the expired one's scheduled teardown "never ran" (no worker here): move its expiry
+    # into the past; the other expires in 5 minutes
+    ledger.update(expired, lambda e: setattr(e, "expires_at", utcnow() - timedelta(seconds=5)))
+    ledger.update(soon, lambda e: setattr(e, "expires_at", utcnow() + timedelta(minutes=5)))
+    url = ledger.get(expired).url
+
+    dry = environment_janitor(dry_run=True, warn_before_seconds=600)
+    assert expired in dry["teardown"] and soon in dry["warn"]
+    assert ledger.get(expired).state == EnvironmentState.ready and answers(url)
+    assert ledger.get(soon).warned_at is None
+
+    report = environment_janitor(warn_before_seconds=600)
+    assert expired in report["teardown"] and soon in report["warn"]
+    assert ledger.get(expired).state == EnvironmentState.destroyed and not answers(url)
+    assert ledger.get(soon).warned_at is not None
+    # warned once only
+    assert soon not in environment_janitor(warn_before_seconds=600)["warn"]
+    environment_teardown(name=soon, reason="requested")
+
+
+def test_failed_teardown_keeps_the_entry_and_the_janitor_retries(
+    tmp_path: Path, prefect_harness, teardown_deployment, terraform_bin
+):
+    flag = tmp_path / "destroy-may-succeed"
+    src = write_stack(
+        tmp_path / "src",
+        f"""
+resource "terraform_data" "fragile" {{
+  provisioner "local-exec" {{
+    when    = destroy
+    command = "test -f {flag} || (echo destroy refused >&2; exit 1)"
+  }}
+}}
+""",
+    )
+    block = "fragile-" + uuid.uuid4().hex[:6]
+    TerraformStack(source=str(src), state_dir=str(tmp_path / "state")).save(block)
+    name = "demo-" + uuid.uuid4().hex[:6]
+    demo_environment(stack=block, ttl_seconds=60, name=name)
+    ledger = EnvironmentLedger()
+    ledger.update(name, lambda e: setattr(e, "expires_at", utcnow() - timedelta(seconds=1)))
+
+    with pytest.raises(Exception, match="destroy refused"):
+        environment_teardown.with_options(retries=0)(name=name)
+    env = ledger.get(name)
+    assert env.state == EnvironmentState.failed and "destroy refused" in env.error
+    assert (tmp_path / "state" / "workspaces" / name).exists()  # infrastructure remains
+    with pytest.raises(LedgerError):
+        ledger.remove(name)  # and the entry can't be dropped while it does
+
+    report = environment_janitor()
+    assert name in report["failed"] and ledger.get(name).state == EnvironmentState.failed
+    flag.write_text("ok")
+    report = environment_janitor()
+    assert name in report["teardown"] and name not in report["failed"]
+    assert ledger.get(name).state == EnvironmentState.destroyed
+    assert not (tmp_path / "state" / "workspaces" / name).exists()
+
+
+def test_janitor_acts_on_nothing_when_the_listing_fails(prefect_harness, monkeypatch):
+    def broken(self, include_destroyed=False):
+        raise LedgerError("listing the environment ledger failed: 500")
+
+    monkeypatch.setattr(EnvironmentLedger, "list", broken)
+    state = environment_janitor(return_state=True)
+    assert state.is_failed() and "listing the environment ledger failed" in state.message
