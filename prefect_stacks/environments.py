@@ -223,8 +223,9 @@ class EnvironmentLedger:
 
     # ------------------------------------------------------------------ reading
     def find(self, name: str) -> Environment | None:
+        key = variable_name(name)  # bad input fails before any server call
         with self._session() as client:
-            variable = client.read_variable_by_name(variable_name(name))
+            variable = client.read_variable_by_name(key)
         if variable is None:
             return None
         return Environment.model_validate(variable.value)

@@ -4,14 +4,17 @@ terminal or a CI job (talks to the server in ``PREFECT_API_URL``)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import typer
+from prefect.settings import PREFECT_API_URL
 from rich.console import Console
 from rich.table import Table
 
 from prefect_stacks import environments as envs
 from prefect_stacks._cli import app
-from prefect_stacks.exceptions import PrefectStacksError
+from prefect_stacks.exceptions import ConfigurationError, PrefectStacksError
 
 env_app = typer.Typer(
     name="env",
@@ -22,9 +25,19 @@ app.add_typer(env_app, name="env")
 console = Console(highlight=False)
 
 
-def _fail(exc: Exception) -> None:
-    typer.echo(f"error: {exc}", err=True)
-    raise typer.Exit(1)
+@contextmanager
+def _user_errors() -> Iterator[None]:
+    """A prefect-stacks error is the user's to fix: its message, exit code 1, no trace."""
+    try:
+        if not PREFECT_API_URL.value():
+            raise ConfigurationError(
+                "PREFECT_API_URL is not set, so there is no ledger to read: point it at "
+                "your Prefect server (after `prefect-stacks up`: `. .prefect-stacks/env.sh`)"
+            )
+        yield
+    except PrefectStacksError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
 
 
 @env_app.command("list")
@@ -33,10 +46,8 @@ def list_(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """Environments with their state, age, time to expiry and URL."""
-    try:
+    with _user_errors():
         entries = envs.EnvironmentLedger().list(include_destroyed=all_)
-    except PrefectStacksError as exc:
-        _fail(exc)
     entries.sort(key=lambda e: e.created_at)
     if as_json:
         typer.echo(json.dumps([e.model_dump(mode="json") for e in entries], indent=2))
@@ -59,10 +70,8 @@ def list_(
 @env_app.command("show")
 def show(name: str) -> None:
     """Everything the ledger knows about one environment (JSON)."""
-    try:
+    with _user_errors():
         env = envs.EnvironmentLedger().get(name)
-    except PrefectStacksError as exc:
-        _fail(exc)
     typer.echo(json.dumps(env.model_dump(mode="json"), indent=2))
 
 
@@ -72,28 +81,22 @@ def extend(
     duration: str = typer.Argument(..., help="New time to live from now: 3600, 30m, 2h, 1d."),
 ) -> None:
     """Push the expiry to now + DURATION (the teardown is rescheduled)."""
-    try:
+    with _user_errors():
         env = envs.extend(name, envs.parse_duration(duration))
-    except PrefectStacksError as exc:
-        _fail(exc)
     typer.echo(f"{env.name} now expires at {env.expires_at:%Y-%m-%d %H:%M:%S} UTC")
 
 
 @env_app.command("keep")
 def keep(name: str) -> None:
     """Never expire (the scheduled teardown is cancelled)."""
-    try:
+    with _user_errors():
         env = envs.keep(name)
-    except PrefectStacksError as exc:
-        _fail(exc)
     typer.echo(f"{env.name} is kept: it no longer expires")
 
 
 @env_app.command("destroy")
 def destroy(name: str) -> None:
     """Tear the environment down now (a run of the teardown deployment)."""
-    try:
+    with _user_errors():
         run_id = envs.destroy(name)
-    except PrefectStacksError as exc:
-        _fail(exc)
     typer.echo(f"teardown of {name} started: flow run {run_id}")
