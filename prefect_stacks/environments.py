@@ -50,7 +50,10 @@ LEDGER_TAG = "prefect-stacks:environment"
 LOCK_PREFIX = "prefect-stacks-ledger-"
 LOCK_STRIPES = 16
 LOCK_LEASE_SECONDS = 60  # the server minimum
-LOCK_TIMEOUT_SECONDS = 60
+# A holder that was killed frees its slot only when the lease expires AND the server's
+# lease-revocation loop (every 15 s) has run: up to ~75 s. A waiter must outlast that,
+# or it fails with LedgerError exactly when the lease was meant to rescue it.
+LOCK_TIMEOUT_SECONDS = 120
 TEARDOWN_DEPLOYMENT = "environment-teardown/default"
 MAX_TTL = timedelta(days=90)
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")

@@ -191,3 +191,20 @@ def fake_terraform(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         monkeypatch.setenv("FAKE_TF_SCRIPT", json.dumps(answers))
 
     return binary, calls, script
+
+
+def stop_webapps(root: Path) -> None:
+    """A failed test may leave local-webapp servers running: stop the server of every
+    run dir under ``root`` (webapp.py's own `stop`: pid file, SIGTERM, then SIGKILL)."""
+    if not root.is_dir():
+        return
+    from prefect_stacks import stack_path
+
+    script = stack_path("local-webapp") / "webapp.py"
+    for run_dir in root.iterdir():
+        if run_dir.is_dir():
+            subprocess.run(
+                [sys.executable, str(script), f"--run-dir={run_dir}", "stop"],
+                capture_output=True,
+                timeout=30,
+            )

@@ -75,7 +75,9 @@ def show(name: str) -> None:
     typer.echo(json.dumps(env.model_dump(mode="json"), indent=2))
 
 
-@env_app.command("extend")
+# ignore_unknown_options: "-5" is a (bad) duration to report as such, not an unknown
+# option ("No such option: -5" would not say what is wrong).
+@env_app.command("extend", context_settings={"ignore_unknown_options": True})
 def extend(
     name: str,
     duration: str = typer.Argument(..., help="New time to live from now: 3600, 30m, 2h, 1d."),

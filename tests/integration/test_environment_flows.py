@@ -31,7 +31,7 @@ from prefect_stacks.flows.environments import (
     environment_janitor,
     environment_teardown,
 )
-from tests.conftest import write_stack
+from tests.conftest import stop_webapps, write_stack
 
 pytestmark = pytest.mark.integration
 
@@ -59,7 +59,8 @@ def webapp_block(tmp_path: Path, prefect_harness, terraform_bin) -> str:
         state_dir=str(tmp_path / "state"),
         variables={"app_version": "9.9.9"},
     ).save(name)
-    return name
+    yield name
+    stop_webapps(tmp_path / "run")  # a failed test must not leave servers behind
 
 
 def _run_dir(tmp_path: Path, env: str) -> str:
