@@ -13,9 +13,11 @@ CI (``CI=true``), where a skipped layer would pass unnoticed.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -34,7 +36,9 @@ from prefect_stacks.local import (
     LocalPlatform,
     LocalPlatformError,
     api_settings,
+    descendants,
     free_port,
+    is_alive,
     log_tail,
 )
 
@@ -168,6 +172,117 @@ class E2E:
         assert match, f"link artifact without a URL: {found[-1].data!r}"
         return match.group(1)
 
+    # ----------------------------------------------------------------- the worker
+    def worker_alive(self) -> bool:
+        worker = self.platform.worker
+        return worker is not None and worker.alive()
+
+    def worker_processes(self) -> list[int]:
+        """The worker and every process below it (flow runs, terraform, local-exec)."""
+        worker = self.platform.worker
+        if worker is None or worker.pid is None or not worker.alive():
+            return []
+        return [worker.pid, *descendants(worker.pid)]
+
+    def worker_commands(self) -> list[str]:
+        """Command lines of :meth:`worker_processes` (e.g. to see a `sleep` running)."""
+        return [cmd for cmd in map(_cmdline, self.worker_processes()) if cmd]
+
+    def kill_worker(self) -> KilledWorker:
+        """SIGKILL the worker AND its flow runs, as a crashed machine would: nobody
+        reports anything to the server (a killed run stays Running there)."""
+        worker = self.platform.worker
+        assert worker is not None and worker.pid is not None, "no worker to kill"
+        killed = kill_process_tree(worker.pid)
+        if worker.popen is not None:
+            worker.popen.wait(timeout=10)  # reap it (it is our child)
+        return killed
+
+    def restart_worker(self, timeout: float = 60.0) -> float:
+        """Start a new worker (the old one must be dead) and wait until it polls;
+        returns how long that took."""
+        assert not self.worker_alive(), "the worker still runs; kill_worker() first"
+        started = time.monotonic()
+        self.platform.worker = None
+        self.platform.start_worker()
+        self.platform.wait_for_worker(timeout=timeout)
+        return time.monotonic() - started
+
+    def ensure_worker(self) -> None:
+        """A test that kills the worker calls this in its `finally`: the next test
+        gets a polling worker even when this one failed half-way."""
+        if not self.worker_alive():
+            self.restart_worker()
+
+
+@dataclass
+class KilledWorker:
+    """What :func:`kill_process_tree` killed, for assertions and failure messages."""
+
+    pids: list[int]
+    commands: dict[int, str]
+    flow_run_ids: list[str]  # flow runs whose process was killed
+
+    def running(self, needle: str) -> bool:
+        """Whether a killed process's command line contained ``needle``."""
+        return any(needle in cmd for cmd in self.commands.values())
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+    except OSError:
+        return ""
+
+
+def _flow_run_id(pid: int) -> str | None:
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return None
+    for item in environ:
+        if item.startswith(b"PREFECT__FLOW_RUN_ID="):
+            return item.split(b"=", 1)[1].decode()
+    return None
+
+
+def kill_process_tree(root: int, timeout: float = 10.0) -> KilledWorker:
+    """SIGKILL ``root`` and every process below it, including those in other sessions
+    and process groups (the worker starts each flow run in its own session; terraform
+    and its local-exec children sit below the flow run).
+
+    The tree is frozen first (SIGSTOP, repeated until no new process appears: a
+    stopped process cannot fork), so nothing escapes by being started between the
+    listing and the kill; then every process and its process group get SIGKILL.
+    Descendants are found from /proc before anything dies (orphans are re-parented)."""
+    frozen: list[int] = []
+    deadline = time.monotonic() + timeout
+    while True:
+        tree = [root, *descendants(root)]
+        new = [pid for pid in tree if pid not in frozen and is_alive(pid)]
+        if not new:
+            break
+        for pid in new:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGSTOP)
+        frozen.extend(new)
+        if time.monotonic() > deadline:
+            break
+    commands = {pid: _cmdline(pid) for pid in frozen}
+    flow_runs = sorted({r for r in (_flow_run_id(pid) for pid in frozen if pid != root) if r})
+    for pid in frozen:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            if os.getpgid(pid) == pid:
+                os.killpg(pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+    while any(is_alive(pid) for pid in frozen):
+        if time.monotonic() > deadline + 5:
+            alive = [pid for pid in frozen if is_alive(pid)]
+            raise AssertionError(f"processes survived SIGKILL: {alive}")
+        time.sleep(0.05)
+    return KilledWorker(pids=frozen, commands=commands, flow_run_ids=flow_runs)
+
 
 def _stop_leftover_webapps(webapp_root: Path) -> None:
     """A failed test may leave a web server running: stop every run dir's server."""
@@ -181,6 +296,48 @@ def _stop_leftover_webapps(webapp_root: Path) -> None:
                 stream=False,
                 timeout=30,
             )
+
+
+@contextlib.contextmanager
+def _global_api_settings() -> Iterator[None]:
+    """Make the current settings (the e2e server's API URL) the process-global ones too,
+    as ``prefect_test_harness`` does: the log and event workers of flows run in this
+    process (e.g. ``demo_environment(...)`` called by a test) start their clients on
+    Prefect's global event-loop thread, which does not see ``temporary_settings``; without
+    this they would send logs and events to a throwaway ephemeral server (or to another
+    test server of the session)."""
+    import prefect.context
+
+    with prefect.context._temporary_global_settings_context(prefect.context.get_settings_context()):
+        yield
+
+
+def _drain_client_workers() -> None:
+    """Flush logs and events of in-process flows before the server stops."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    for worker in (APILogWorker, EventsWorker):
+        with contextlib.suppress(Exception):
+            worker.drain_all(timeout=10, at_exit=False)
+
+
+@pytest.fixture(scope="package")
+def janitor_unscheduled(e2e: E2E) -> Iterator[None]:
+    """Pause the 5-minute schedule of `environment-janitor/default` (its scheduled runs
+    are deleted): tests of environments run the janitor themselves, when they mean to,
+    and a scheduled run in the middle would warn or tear down in their place. Runs of
+    a paused deployment can still be created."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name("environment-janitor/default")
+        client.pause_deployment(deployment.id)
+    try:
+        yield
+    finally:
+        with get_client(sync_client=True) as client:
+            client.resume_deployment(deployment.id)
 
 
 @pytest.fixture(scope="package")
@@ -203,8 +360,11 @@ def e2e(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2E]:
         # Subprocesses started by tests and the Prefect client of this process talk
         # to the test server (never to a developer's server or an ephemeral one).
         os.environ["PREFECT_API_URL"] = config.api_url
-        with api_settings(config.api_url):
-            yield env
+        with api_settings(config.api_url), _global_api_settings():
+            try:
+                yield env
+            finally:
+                _drain_client_workers()
     finally:
         _stop_leftover_webapps(root / "webapp")
         platform.stop()
