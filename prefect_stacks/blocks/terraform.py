@@ -935,11 +935,11 @@ __all__ = [
 ]
 
 
-def load_stack(name: str) -> TerraformStack:
-    """Load a TerraformStack block document by name, with an error that says how to make
-    one when it does not exist."""
+def load_stack(name: str, variables: dict[str, Any] | None = None) -> TerraformStack:
+    """Load a TerraformStack block document by name, with ``variables`` for this run merged
+    over the block's, and an error that says how to make one when it does not exist."""
     try:
-        return TerraformStack.load(name)
+        stack = TerraformStack.load(name)
     except ValueError as exc:
         if "Unable to find block document" in str(exc):
             raise ConfigurationError(
@@ -948,3 +948,6 @@ def load_stack(name: str) -> TerraformStack:
                 f"TerraformStack(source=...).save({name!r}), then run again."
             ) from None
         raise
+    if variables:
+        stack.variables = {**stack.variables, **variables}
+    return stack

@@ -133,9 +133,7 @@ def demo_environment(
     # Every check before the first change: bad input changes nothing.
     ttl = validate_ttl(ttl_seconds)
     name = validate_name(name or f"demo-{secrets.token_hex(3)}")
-    block = load_stack(stack)
-    if variables:
-        block.variables = {**block.variables, **variables}
+    block = load_stack(stack, variables)
     _slack(slack_block)
     check_teardown_deployment(teardown_deployment)
 
@@ -309,9 +307,7 @@ def teardown(
         "tearing down %s (%s): stack %s, workspace %s", name, reason, env.stack, env.workspace
     )
     try:
-        block = load_stack(env.stack)
-        if env.variables:
-            block.variables = {**block.variables, **env.variables}
+        block = load_stack(env.stack, env.variables)
         with terraform_init(block, env.workspace, create_workspace=False) as workdir:
             terraform_destroy(workdir)
             terraform_delete_workspace(workdir)

@@ -14,7 +14,6 @@ from pydantic import Field
 
 from prefect_stacks.blocks.terraform import (
     PlanSummary,
-    TerraformStack,
     artifact_key,
     load_stack,
     terraform_apply,
@@ -38,13 +37,6 @@ class ApprovalInput(RunInput):
         min_length=1, description="Who decides (name or handle); recorded with the run."
     )
     comment: str = Field(default="", description="Why; recorded with the run.")
-
-
-def _stack_with(name: str, variables: dict[str, Any] | None) -> TerraformStack:
-    stack = load_stack(name)
-    if variables:
-        stack.variables = {**stack.variables, **variables}
-    return stack
 
 
 def request_approval(plan: PlanSummary, timeout: int) -> ApprovalInput:
@@ -86,7 +78,7 @@ def stack_plan(
         workspace: Terraform workspace (default: the block's); created on demand.
         variables: Variables for this run, merged over the block's.
     """
-    block = _stack_with(stack, variables)
+    block = load_stack(stack, variables)
     with terraform_init(block, workspace) as workdir:
         return terraform_plan(workdir)
 
@@ -109,7 +101,7 @@ def stack_apply(
         approval_timeout: Seconds to wait for approval before the run fails.
     """
     logger = get_run_logger()
-    block = _stack_with(stack, variables)
+    block = load_stack(stack, variables)
     with terraform_init(block, workspace) as workdir:
         plan = terraform_plan(workdir)
         if plan.has_changes:
@@ -149,7 +141,7 @@ def stack_destroy(
         variables: Variables for this run, merged over the block's.
         delete_workspace: Also delete the (then empty) workspace.
     """
-    block = _stack_with(stack, variables)
+    block = load_stack(stack, variables)
     with terraform_init(block, workspace, create_workspace=False) as workdir:
         terraform_destroy(workdir)
         if delete_workspace:

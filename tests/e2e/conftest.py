@@ -28,8 +28,6 @@ from uuid import UUID
 
 import pytest
 
-import prefect_stacks
-from prefect_stacks._process import run_process
 from prefect_stacks.local import (
     LOCAL_WEBAPP,
     LocalConfig,
@@ -41,6 +39,7 @@ from prefect_stacks.local import (
     is_alive,
     log_tail,
 )
+from tests.conftest import stop_webapps
 
 RUN_TIMEOUT = 150.0  # seconds for one stack run (terraform init + plan + apply)
 
@@ -284,20 +283,6 @@ def kill_process_tree(root: int, timeout: float = 10.0) -> KilledWorker:
     return KilledWorker(pids=frozen, commands=commands, flow_run_ids=flow_runs)
 
 
-def _stop_leftover_webapps(webapp_root: Path) -> None:
-    """A failed test may leave a web server running: stop every run dir's server."""
-    if not webapp_root.is_dir():
-        return
-    script = prefect_stacks.stack_path(LOCAL_WEBAPP) / "webapp.py"
-    for run_dir in webapp_root.iterdir():
-        if run_dir.is_dir():
-            run_process(
-                [sys.executable, str(script), f"--run-dir={run_dir}", "stop"],
-                stream=False,
-                timeout=30,
-            )
-
-
 @contextlib.contextmanager
 def _global_api_settings() -> Iterator[None]:
     """Make the current settings (the e2e server's API URL) the process-global ones too,
@@ -366,7 +351,7 @@ def e2e(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2E]:
             finally:
                 _drain_client_workers()
     finally:
-        _stop_leftover_webapps(root / "webapp")
+        stop_webapps(root / "webapp")
         platform.stop()
         if saved_api_url is None:
             os.environ.pop("PREFECT_API_URL", None)
