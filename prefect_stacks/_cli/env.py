@@ -22,7 +22,15 @@ env_app = typer.Typer(
     help="List and manage environments (demo-*, PR_*, ...) in the ledger.",
 )
 app.add_typer(env_app, name="env")
-console = Console(highlight=False)
+
+
+def _console() -> Console:
+    """Rich cuts a table to 80 columns when stdout is not a terminal (a pipe, a CI log):
+    URLs would be cut. Only a terminal gets wrapped to its width."""
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        console.width = 4096
+    return console
 
 
 @contextmanager
@@ -63,6 +71,7 @@ def list_(
             envs.format_duration(e.expires_in(now)),
             e.url or "",
         )
+    console = _console()
     console.print(table)
     console.print(f"{len(entries)} environment(s)")
 

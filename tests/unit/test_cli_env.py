@@ -32,3 +32,17 @@ def test_bad_input_is_refused_before_any_server_call(args, message):
         result = runner.invoke(app, args)
     assert result.exit_code == 1
     assert message in result.output
+
+
+def test_list_piped_keeps_whole_urls(monkeypatch):
+    """Piped (CI logs, `| grep`), the table is not cut to 80 columns."""
+    from prefect_stacks.environments import Environment, EnvironmentLedger
+
+    url = "https://" + "preview-" * 12 + "pr-42.example.com/some/long/path"
+    entry = Environment(name="PR_42", kind="pr", stack="webapp", workspace="PR_42", url=url)
+    monkeypatch.setattr(EnvironmentLedger, "list", lambda self, include_destroyed=False: [entry])
+    with temporary_settings({PREFECT_API_URL: "http://127.0.0.1:9/api"}):
+        result = runner.invoke(app, ["env", "list"])
+    assert result.exit_code == 0, result.output
+    row = next(line for line in result.output.splitlines() if line.lstrip().startswith("PR_42"))
+    assert url in row and "provisioning" in row
