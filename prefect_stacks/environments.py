@@ -110,6 +110,10 @@ class Environment(BaseModel):
     url: str | None = None
     slack_block: str | None = None
     objects: PrefectObjects = Field(default_factory=PrefectObjects)
+    provisioning_run_id: str | None = Field(
+        default=None,
+        description="The flow run applying the stack; teardowns wait for it to finish.",
+    )
     teardown_run_id: str | None = Field(
         default=None, description="The scheduled (or running) teardown flow run."
     )

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime, timedelta
-from functools import partial
 from typing import Any
 from uuid import UUID
 
@@ -150,6 +149,7 @@ def demo_environment(
             created_at=now,
             expires_at=now + ttl,
             slack_block=slack_block,
+            provisioning_run_id=_current_run_id(),
         )
     )
     # The teardown is scheduled before anything is built: whatever happens next, the
@@ -163,20 +163,16 @@ def demo_environment(
             terraform_apply(workdir, plan)
             outputs = terraform_outputs(workdir)
     except BaseException as exc:
-        ledger.update(name, partial(_mark_failed, exc=exc, only_if=EnvironmentState.provisioning))
+        try:
+            _finish_provisioning(name, ledger, teardown_deployment, exc=exc)
+        except Exception as record_exc:  # the apply's error matters more
+            logger.error("could not record the failure of %s: %s", name, record_exc)
         raise
     url = outputs.values.get("url")
-
-    def ready(e: Environment) -> None:
-        e.url = url if isinstance(url, str) else None
-        # A teardown that started meanwhile (a TTL shorter than the apply) wins.
-        if e.state == EnvironmentState.provisioning:
-            e.state = EnvironmentState.ready
-            e.error = None
-
-    env = ledger.update(name, ready)
+    env = _finish_provisioning(
+        name, ledger, teardown_deployment, url=url if isinstance(url, str) else None
+    )
     if env.state != EnvironmentState.ready:
-        logger.warning("%s was %s while it was being applied", name, env.state.value)
         return {"name": name, "url": env.url, "state": env.state.value}
     if env.url:
         create_link_artifact(
@@ -190,14 +186,54 @@ def demo_environment(
     return {"name": name, "url": env.url, "expires_at": env.expires_at.isoformat()}
 
 
-def _mark_failed(
-    env: Environment,
-    exc: BaseException,
-    only_if: EnvironmentState | None = None,
-    count_attempt: bool = False,
-) -> None:
-    if only_if is not None and env.state != only_if:
-        return
+def _finish_provisioning(
+    name: str,
+    ledger: EnvironmentLedger,
+    teardown_deployment: str,
+    *,
+    url: str | None = None,
+    exc: BaseException | None = None,
+) -> Environment:
+    """Record the end of the apply: ready, or failed with the error.
+
+    Teardowns wait for the provisioning run, unless they judged it dead (it ran longer
+    than their ``stale_after``). Then a destroy may have run before the apply finished,
+    and what the apply built would leak: the entry is reopened (failed) and a teardown
+    scheduled now."""
+    overtaken: list[str] = []
+
+    def change(e: Environment) -> None:
+        e.provisioning_run_id = None
+        if url:
+            e.url = url
+        if e.state == EnvironmentState.provisioning:
+            if exc is None:
+                e.state, e.error = EnvironmentState.ready, None
+            else:
+                _mark_failed(e, exc)
+            return
+        overtaken.append(e.state.value)
+        e.state = EnvironmentState.failed
+        e.destroyed_at = None
+        e.error = (
+            f"a teardown ran ({overtaken[0]}) while the stack was being applied: what the "
+            "apply built may remain; destroying again"
+        )
+
+    env = ledger.update(name, change)
+    if overtaken:
+        get_run_logger().warning(
+            "%s was %s while it was being applied; scheduling a teardown now",
+            name,
+            overtaken[0],
+        )
+        schedule_teardown(
+            name, utcnow(), deployment=teardown_deployment, reason="requested", ledger=ledger
+        )
+    return env
+
+
+def _mark_failed(env: Environment, exc: BaseException, count_attempt: bool = False) -> None:
     env.state = EnvironmentState.failed
     env.error = f"{type(exc).__name__}: {exc}"[:1500]
     if count_attempt:
@@ -244,6 +280,18 @@ def delete_prefect_objects(env: Environment, keep_run: str | None = None) -> lis
     return deleted
 
 
+def _run_finished(run_id: str | None) -> bool:
+    """The flow run is over (or unknown to the server): it will not write again."""
+    if not run_id:
+        return True
+    try:
+        with get_client(sync_client=True) as client:
+            run = client.read_flow_run(UUID(run_id))
+    except (ObjectNotFound, ValueError):
+        return True
+    return run.state is not None and run.state.is_final()
+
+
 def teardown_in_progress(
     env: Environment, now: datetime, stale_after: float, by_run: str | None
 ) -> bool:
@@ -254,15 +302,23 @@ def teardown_in_progress(
         return False  # our own claim (e.g. a retry of this run)
     if (now - env.teardown_started_at).total_seconds() > stale_after:
         return False  # a killed worker never finishes: take over
-    if env.teardown_run_id:
-        try:
-            with get_client(sync_client=True) as client:
-                run = client.read_flow_run(UUID(env.teardown_run_id))
-            if run.state is not None and run.state.is_final():
-                return False
-        except (ObjectNotFound, ValueError):
-            return False
-    return True
+    return not _run_finished(env.teardown_run_id)
+
+
+def provisioning_in_progress(env: Environment, now: datetime, stale_after: float) -> bool:
+    """The run applying ``env`` is still going: destroying now would race its apply,
+    which would then build into a workspace already torn down. A run older than
+    ``stale_after`` is presumed dead (a killed worker leaves its run Running)."""
+    if env.state != EnvironmentState.provisioning or not env.provisioning_run_id:
+        return False
+    if (now - env.created_at).total_seconds() > stale_after:
+        return False
+    return not _run_finished(env.provisioning_run_id)
+
+
+def postpone_delay(env: Environment, now: datetime) -> int:
+    """How long a teardown waits for provisioning: 10 s for two minutes, then 60 s."""
+    return 10 if (now - env.created_at).total_seconds() < 120 else 60
 
 
 def teardown(
@@ -271,10 +327,14 @@ def teardown(
     *,
     stale_after: float = DEFAULT_STALE_AFTER,
     ledger: EnvironmentLedger | None = None,
+    reschedule: bool = True,
+    teardown_deployment: str = TEARDOWN_DEPLOYMENT,
 ) -> str:
-    """Destroy one environment; returns what happened ("destroyed", "already destroyed",
-    "not expired", "in progress"). Raises (after marking the entry failed) when
-    infrastructure may remain."""
+    """Destroy one environment; returns what happened: "destroyed", "already
+    destroyed", "not expired", "in progress" (another teardown has it), "waiting for
+    provisioning" (rescheduled when ``reschedule``) or "superseded" (another teardown
+    took over meanwhile). Raises (after marking the entry failed) when infrastructure
+    may remain."""
     logger = get_run_logger()
     ledger = ledger or EnvironmentLedger()
     run_id = _current_run_id()
@@ -288,21 +348,45 @@ def teardown(
         )
         return "not expired"
     now = utcnow()
-    claimed: list[bool] = []
+    outcome: list[str] = []
 
     def claim(e: Environment) -> None:
         if teardown_in_progress(e, now, stale_after, run_id):
-            return
-        e.state = EnvironmentState.destroying
-        e.teardown_started_at = now
-        if run_id:
-            e.teardown_run_id = run_id
-        claimed.append(True)
+            outcome.append("in progress")
+        elif provisioning_in_progress(e, now, stale_after):
+            outcome.append("waiting for provisioning")
+        elif e.state == EnvironmentState.destroyed:
+            outcome.append("already destroyed")
+        else:
+            e.state = EnvironmentState.destroying
+            e.teardown_started_at = now  # the claim: whoever overwrites it took over
+            if run_id:
+                e.teardown_run_id = run_id
+            outcome.append("claimed")
 
     env = ledger.update(name, claim)
-    if not claimed:
-        logger.info("%s: teardown %s is in progress; leaving it", name, env.teardown_run_id)
-        return "in progress"
+    if outcome[0] == "waiting for provisioning":
+        if not reschedule:
+            logger.info("%s is still being provisioned by %s", name, env.provisioning_run_id)
+            return outcome[0]
+        retry_at = utcnow() + timedelta(seconds=postpone_delay(env, now))
+        schedule_teardown(
+            name, retry_at, deployment=teardown_deployment, reason=reason, ledger=ledger
+        )
+        logger.info(
+            "%s is still being provisioned by flow run %s; teardown rescheduled at %s",
+            name,
+            env.provisioning_run_id,
+            f"{retry_at:%H:%M:%S} UTC",
+        )
+        return outcome[0]
+    if outcome[0] != "claimed":
+        logger.info("%s: %s (%s)", name, outcome[0], env.teardown_run_id)
+        return outcome[0]
+
+    def still_ours(e: Environment) -> bool:
+        return e.state == EnvironmentState.destroying and e.teardown_started_at == now
+
     logger.info(
         "tearing down %s (%s): stack %s, workspace %s", name, reason, env.stack, env.workspace
     )
@@ -313,26 +397,45 @@ def teardown(
             terraform_delete_workspace(workdir)
         deleted = delete_prefect_objects(env, keep_run=run_id)
     except BaseException as exc:
-        env = ledger.update(name, partial(_mark_failed, exc=exc, count_attempt=True))
+        ours: list[bool] = []
+        error = exc
+
+        def failed(e: Environment) -> None:
+            if still_ours(e):
+                ours.append(True)
+                _mark_failed(e, error, count_attempt=True)
+
+        env = ledger.update(name, failed)
+        if not ours:
+            logger.error("teardown of %s failed, and another run has taken it over", name)
+            raise
         delay = retry_delay(env.teardown_attempts)
         retry_at = utcnow() + timedelta(seconds=delay)
         try:
-            schedule_teardown(name, retry_at, reason=reason, ledger=ledger)
+            schedule_teardown(
+                name, retry_at, deployment=teardown_deployment, reason=reason, ledger=ledger
+            )
             retry = f"retrying at {retry_at:%H:%M:%S} UTC (attempt {env.teardown_attempts + 1})"
         except Exception as schedule_exc:  # no teardown deployment: the janitor retries
             retry = f"not rescheduled ({schedule_exc}); the janitor will retry"
         logger.error("teardown of %s failed; %s", name, retry)
         _say(env, "teardown-failed", detail=f"{env.error}\n{retry}")
         raise
-    env = ledger.update(
-        name,
-        lambda e: (
-            setattr(e, "state", EnvironmentState.destroyed),
-            setattr(e, "destroyed_at", utcnow()),
-            setattr(e, "error", None),
-            setattr(e, "teardown_run_id", None),
-        ),
-    )
+    done: list[bool] = []
+
+    def destroyed(e: Environment) -> None:
+        if still_ours(e):
+            done.append(True)
+            e.state = EnvironmentState.destroyed
+            e.destroyed_at = utcnow()
+            e.error = None
+            e.teardown_run_id = None
+
+    env = ledger.update(name, destroyed)
+    if not done:
+        # Reopened (a late apply) or taken over: the entry's new owner finishes the job.
+        logger.warning("%s is now %s: leaving it to the run that took over", name, env.state.value)
+        return "superseded"
     logger.info("%s destroyed (%s)", name, ", ".join(deleted) or "no Prefect objects")
     _say(env, "destroyed", detail=f"reason: {reason}")
     return "destroyed"
@@ -343,9 +446,10 @@ def environment_teardown(
     name: str, reason: str = "expired", stale_after_seconds: int = DEFAULT_STALE_AFTER
 ) -> str:
     """Destroy an environment: its Terraform workspace, the Prefect objects made for it,
-    then mark it destroyed. Safe to run twice. On failure the entry is marked failed,
-    Slack is alerted and a new teardown run is scheduled with backoff (30 s, 2 min,
-    8 min ...); the janitor retries too.
+    then mark it destroyed. Safe to run twice. While the environment is still being
+    provisioned, it waits (reschedules itself 10 s later) rather than race the apply.
+    On failure the entry is marked failed, Slack is alerted and a new teardown run is
+    scheduled with backoff (30 s, 2 min, 8 min ...); the janitor retries too.
 
     Args:
         name: Environment name, e.g. demo-7f3a or PR_42.
@@ -380,12 +484,25 @@ def environment_janitor(
     # A listing that errors or is partial raises here: the janitor acts on nothing.
     entries = ledger.list(include_destroyed=True)
     now = utcnow()
-    report: dict[str, list[str]] = {"teardown": [], "warn": [], "prune": [], "failed": []}
+    report: dict[str, list[str]] = {
+        "teardown": [],
+        "waiting": [],
+        "warn": [],
+        "prune": [],
+        "failed": [],
+    }
+    takeover: set[str] = set()
     for env in entries:
         if env.is_live and env.is_expired(now):
             if teardown_in_progress(env, now, stale_after_seconds, None):
                 continue
             report["teardown"].append(env.name)
+        elif env.state == EnvironmentState.destroying and not teardown_in_progress(
+            env, now, stale_after_seconds, None
+        ):
+            # A requested (or kept environment's) teardown whose run died: finish it.
+            report["teardown"].append(env.name)
+            takeover.add(env.name)
         elif (
             env.is_live
             and env.state != EnvironmentState.destroying
@@ -415,7 +532,15 @@ def environment_janitor(
             _say(env, "expiring")
         for name in report["teardown"]:
             try:
-                teardown(name, "expired", stale_after=stale_after_seconds, ledger=ledger)
+                outcome = teardown(
+                    name,
+                    "requested" if name in takeover else "expired",
+                    stale_after=stale_after_seconds,
+                    ledger=ledger,
+                    reschedule=False,  # the next janitor pass looks again
+                )
+                if outcome == "waiting for provisioning":
+                    report["waiting"].append(name)
             except Exception as exc:  # recorded on the entry; the next janitor run retries
                 logger.error("teardown of %s failed: %s", name, exc)
                 report["failed"].append(name)

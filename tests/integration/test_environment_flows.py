@@ -223,3 +223,136 @@ def test_janitor_acts_on_nothing_when_the_listing_fails(prefect_harness, monkeyp
     monkeypatch.setattr(EnvironmentLedger, "list", broken)
     state = environment_janitor(return_state=True)
     assert state.is_failed() and "listing the environment ledger failed" in state.message
+
+
+def _gated_stack(root: Path, when: str) -> tuple[str, Path]:
+    """A stack whose apply (``when="create"``) or destroy (``"destroy"``) waits for a
+    file, so a test can act while terraform is in the middle of it."""
+    gate = root / f"{when}-gate"
+    src = write_stack(
+        root / f"src-{when}",
+        f"""
+resource "terraform_data" "gated" {{
+  provisioner "local-exec" {{
+    when    = {when}
+    command = "i=0; while [ ! -f {gate} ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done"
+  }}
+}}
+""",
+    )
+    block = f"gated-{when}-" + uuid.uuid4().hex[:6]
+    TerraformStack(source=str(src), state_dir=str(root / "state")).save(block)
+    return block, gate
+
+
+def _wait_for(predicate, timeout: float = 60.0, what: str = "condition"):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def test_teardown_waits_for_a_running_apply(
+    tmp_path: Path, prefect_harness, teardown_deployment, terraform_bin
+):
+    """The race the 50-environment soak found: a TTL shorter than the apply. A teardown
+    that ran now would destroy an empty workspace, and the apply would then build into
+    it and leak. It must wait for the provisioning run instead."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    block, gate = _gated_stack(tmp_path, "create")
+    name = "demo-" + uuid.uuid4().hex[:6]
+    ledger = EnvironmentLedger()
+    with ThreadPoolExecutor(1) as pool:
+        demo = pool.submit(demo_environment, stack=block, ttl_seconds=1, name=name)
+        env = _wait_for(
+            lambda: (e := ledger.find(name)) and e.provisioning_run_id and e, what="the entry"
+        )
+        _wait_for(lambda: utcnow() > env.expires_at, what="expiry")
+        scheduled_before = ledger.get(name).teardown_run_id
+
+        assert environment_teardown(name=name) == "waiting for provisioning"
+        env = ledger.get(name)
+        assert env.state == EnvironmentState.provisioning
+        # it rescheduled itself a few seconds later, replacing the old one-off run
+        assert env.teardown_run_id != scheduled_before
+        retry = _flow_run(env.teardown_run_id)
+        assert retry.state.is_scheduled() and retry.parameters["reason"] == "expired"
+        assert 0 < (retry.state.state_details.scheduled_time - utcnow()).total_seconds() <= 11
+        # the janitor leaves it alone too, and says so
+        report = environment_janitor(warn_before_seconds=0, stale_after_seconds=600)
+        assert name in report["waiting"] and ledger.get(name).state == EnvironmentState.provisioning
+
+        gate.write_text("go")
+        assert demo.result(timeout=120)["name"] == name
+    env = ledger.get(name)
+    assert env.state == EnvironmentState.ready and env.provisioning_run_id is None
+    assert environment_teardown(name=name) == "destroyed"
+    assert not (tmp_path / "state" / "workspaces" / name).exists()
+
+
+def test_an_apply_overtaken_by_a_teardown_destroys_again(
+    tmp_path: Path, prefect_harness, teardown_deployment, terraform_bin
+):
+    """If a teardown did run during the apply (it judged the provisioning run dead), the
+    demo flow must not leave what it built: it reopens the entry and schedules a
+    teardown now."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    block, gate = _gated_stack(tmp_path, "create")
+    name = "demo-" + uuid.uuid4().hex[:6]
+    ledger = EnvironmentLedger()
+    with ThreadPoolExecutor(1) as pool:
+        demo = pool.submit(demo_environment, stack=block, ttl_seconds=3600, name=name)
+        _wait_for(lambda: (e := ledger.find(name)) and e.provisioning_run_id, what="the entry")
+        # what a teardown that took over would leave: destroyed, before the apply ends
+        ledger.update(
+            name,
+            lambda e: (
+                setattr(e, "state", EnvironmentState.destroyed),
+                setattr(e, "destroyed_at", utcnow()),
+            ),
+        )
+        gate.write_text("go")
+        result = demo.result(timeout=120)
+    assert result["state"] == "failed"
+    env = ledger.get(name)
+    assert env.state == EnvironmentState.failed and "destroying again" in env.error
+    assert env.destroyed_at is None and env.provisioning_run_id is None
+    assert (tmp_path / "state" / "workspaces" / name).exists()  # the apply did build
+    run = _flow_run(env.teardown_run_id)
+    assert run.state.is_scheduled() and run.parameters["reason"] == "requested"
+    assert (run.state.state_details.scheduled_time - utcnow()).total_seconds() <= 1
+    assert environment_teardown(name=name, reason="requested") == "destroyed"
+    assert not (tmp_path / "state" / "workspaces" / name).exists()
+
+
+def test_a_teardown_taken_over_midway_leaves_the_entry_to_the_new_owner(
+    tmp_path: Path, prefect_harness, teardown_deployment, terraform_bin
+):
+    from concurrent.futures import ThreadPoolExecutor
+
+    block, gate = _gated_stack(tmp_path, "destroy")
+    name = "demo-" + uuid.uuid4().hex[:6]
+    demo_environment(stack=block, ttl_seconds=3600, name=name)
+    ledger = EnvironmentLedger()
+    with ThreadPoolExecutor(1) as pool:
+        first = pool.submit(environment_teardown, name=name, reason="requested")
+        _wait_for(lambda: ledger.get(name).state == EnvironmentState.destroying, what="the claim")
+        # another run takes over (as the janitor does once a claim is stale)
+        ledger.update(name, lambda e: setattr(e, "teardown_started_at", utcnow()))
+        taken_over = ledger.get(name)
+        gate.write_text("go")
+        assert first.result(timeout=120) == "superseded"
+    env = ledger.get(name)
+    assert env.state == EnvironmentState.destroying and env.destroyed_at is None
+    assert env.teardown_started_at == taken_over.teardown_started_at
+    # the janitor finishes a stale `destroying` entry even though it has not expired
+    report = environment_janitor(stale_after_seconds=0, warn_before_seconds=0)
+    assert name in report["teardown"] and not report["failed"]
+    assert ledger.get(name).state == EnvironmentState.destroyed
