@@ -364,6 +364,7 @@ class UpResult:
     blocks: list[str]
     deployments: list[str]
     timings: dict[str, float]
+    automations: dict[str, list[str]] = field(default_factory=dict)
 
 
 class LocalPlatform:
@@ -591,6 +592,20 @@ class LocalPlatform:
             )
         return self._check_deployments(deployments, source)
 
+    def apply_automations(self, directory: Path | None = None) -> dict[str, list[str]]:
+        """Create or update the automations of ``deployments/automations/*.yaml``
+        (after the deployments they run exist); a rerun changes nothing."""
+        from prefect_stacks import automations
+
+        directory = directory or automations.automations_dir()
+        if not directory.is_dir():
+            return {"created": [], "updated": [], "unchanged": []}
+        with api_settings(self.config.api_url):
+            try:
+                return automations.apply(directory)
+            except PrefectStacksError as exc:
+                raise LocalPlatformError(f"automations in {directory}: {exc}") from exc
+
     def _check_deployments(self, deployments: list[dict[str, Any]], source: Path) -> list[str]:
         from prefect.client.orchestration import get_client
         from prefect.exceptions import ObjectNotFound
@@ -726,8 +741,15 @@ class LocalPlatform:
             timings["pool+blocks"] = time.monotonic() - t
             t = time.monotonic()
             deployments = self.apply_deployments(prefect_file)
+            automations = self.apply_automations(
+                Path(prefect_file).parent / "automations" if prefect_file else None
+            )
             timings["deploy"] = time.monotonic() - t
             self.say(f"deployments: {', '.join(deployments)}")
+            self.say(
+                "automations: "
+                + ", ".join(f"{len(v)} {k}" for k, v in automations.items() if v or k == "created")
+            )
             if worker:
                 t = time.monotonic()
                 self.wait_for_worker()
@@ -737,7 +759,9 @@ class LocalPlatform:
             self.stop()
             raise
         timings["total"] = time.monotonic() - t0
-        return UpResult(server, self.worker, pool_created, blocks, deployments, timings)
+        return UpResult(
+            server, self.worker, pool_created, blocks, deployments, timings, automations
+        )
 
     def write_env_file(self) -> Path:
         path = self.config.env_file

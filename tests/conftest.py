@@ -15,6 +15,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -208,3 +209,31 @@ def stop_webapps(root: Path) -> None:
                 capture_output=True,
                 timeout=30,
             )
+
+
+def read_events(
+    name: str | None = None,
+    resource_id: str | None = None,
+    *,
+    at_least: int = 1,
+    timeout: float = 15.0,
+) -> list[dict[str, Any]]:
+    """Events on the current Prefect server (``POST /api/events/filter``), polled until
+    ``at_least`` match: the server persists events asynchronously."""
+    from prefect import get_client
+
+    flt: dict[str, Any] = {}
+    if name:
+        flt["event"] = {"name": [name]}
+    if resource_id:
+        flt["resource"] = {"id": [resource_id]}
+    deadline = time.monotonic() + timeout
+    while True:
+        with get_client(sync_client=True) as client:
+            page = client.request(
+                "POST", "/events/filter", json={"filter": flt, "limit": 50}
+            ).json()
+        found = page.get("events", [])
+        if len(found) >= at_least or time.monotonic() > deadline:
+            return found
+        time.sleep(0.3)

@@ -39,6 +39,7 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from python_terraform import IsFlagged, IsNotFlagged, Terraform
 
+from prefect_stacks._git import auth_env
 from prefect_stacks._process import ProcessResult, default_logger, run_process, write_private_file
 from prefect_stacks.exceptions import ConfigurationError, StackError, StateLockedError
 from prefect_stacks.settings import get_settings
@@ -479,23 +480,8 @@ class TerraformStack(Block):
                 "not installed on this worker."
             )
         url = self.source.removeprefix("git::")
-        env = {"GIT_TERMINAL_PROMPT": "0"}
-        if self.git_token:
-            import base64
-
-            basic = base64.b64encode(
-                f"x-access-token:{self.git_token.get_secret_value()}".encode()
-            ).decode()
-            env.update(
-                {
-                    "GIT_CONFIG_COUNT": "1",
-                    "GIT_CONFIG_KEY_0": "http.extraHeader",
-                    "GIT_CONFIG_VALUE_0": f"Authorization: Basic {basic}",
-                }
-            )
-        secrets = self._secret_values()
-        if self.git_token:
-            secrets.append(env["GIT_CONFIG_VALUE_0"])
+        env, token_values = auth_env(self.git_token.get_secret_value() if self.git_token else None)
+        secrets = [*self._secret_values(), *token_values]
         log = default_logger()
         dest.mkdir()
         steps = [[git, "init", "-q"], [git, "remote", "add", "origin", "--", url]]

@@ -26,6 +26,7 @@ from prefect.context import get_run_context
 from prefect.exceptions import ObjectNotFound
 from prefect.settings import PREFECT_UI_URL
 
+from prefect_stacks import events
 from prefect_stacks.blocks.slack import SlackChannel, notify_environment
 from prefect_stacks.blocks.terraform import (
     artifact_key,
@@ -82,7 +83,25 @@ def _slack(name: str | None) -> SlackChannel | None:
 
 
 def _say(env: Environment, event: str, **extra: Any) -> None:
-    """Slack message for an environment event; a Slack outage never fails the run."""
+    """Tell about an environment event: a ``stacks.environment.<event>`` Prefect event
+    (for automations) and a Slack message. Neither outage fails the run."""
+    try:
+        events.emit(
+            [
+                events.environment_event(
+                    event,
+                    name=env.name,
+                    kind=env.kind,
+                    state=env.state.value,
+                    url=env.url,
+                    owner=env.owner,
+                    expires_at=env.expires_at,
+                    version=str(env.revision),
+                )
+            ]
+        )
+    except Exception as exc:  # noqa: BLE001 - best effort, like Slack
+        get_run_logger().warning("could not emit stacks.environment.%s: %s", event, exc)
     slack = None
     try:
         slack = _slack(env.slack_block)

@@ -13,6 +13,8 @@ import pytest
 from prefect.client.schemas.objects import StateType
 
 from prefect_stacks._process import run_process
+from prefect_stacks.automations import automations_dir
+from prefect_stacks.automations import load_files as load_automation_files
 from prefect_stacks.local import (
     LOCAL_WEBAPP,
     LocalConfig,
@@ -80,6 +82,14 @@ def test_up_twice_reuses_everything_then_down(tmp_path, prefect_stacks_cli):
             blocks = client.read_block_documents_by_type("terraform-stack")
             deployments = client.read_deployments()
             flows = {f.id: f.name for f in client.read_flows()}
+            automations = client.read_automations()
+        # automations as code: the second `up` found them unchanged, no duplicates
+        shipped = sorted(
+            a["name"] for f in load_automation_files(automations_dir()) for a in f.automations
+        )
+        assert sorted(a.name for a in automations) == shipped and shipped
+        assert f"automations: 0 created, {len(shipped)} unchanged" in second.stdout
+        assert f"automations: {len(shipped)} created" in first.stdout
         assert [b.name for b in blocks] == [LOCAL_WEBAPP]
         assert blocks[0].data["state_dir"] == str(config.state_dir(LOCAL_WEBAPP))
         names = sorted(f"{flows[d.flow_id]}/{d.name}" for d in deployments)
@@ -91,6 +101,7 @@ def test_up_twice_reuses_everything_then_down(tmp_path, prefect_stacks_cli):
                 "demo-environment/default",
                 "environment-teardown/default",
                 "environment-janitor/default",
+                "git-watcher/default",
             ]
         )
         assert {d.work_pool_name for d in deployments} == {"local"}

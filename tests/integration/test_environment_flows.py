@@ -31,7 +31,7 @@ from prefect_stacks.flows.environments import (
     environment_janitor,
     environment_teardown,
 )
-from tests.conftest import stop_webapps, write_stack
+from tests.conftest import read_events, stop_webapps, write_stack
 
 pytestmark = pytest.mark.integration
 
@@ -89,6 +89,10 @@ def test_demo_environment_lifecycle(webapp_block, teardown_deployment, tmp_path:
     assert env.state == EnvironmentState.ready and env.owner == "alice"
     assert env.url == result["url"] and answers(env.url)
     assert timedelta(minutes=59) < env.expires_at - env.created_at <= timedelta(hours=1)
+    # automations can react: a stacks.environment.created event for it
+    created = read_events("stacks.environment.created", f"stacks.environment.{name}")
+    assert created and created[0]["payload"]["url"] == env.url
+    assert created[0]["payload"]["state"] == "ready"
     # the teardown is a one-off run scheduled at expiry
     run = _flow_run(env.teardown_run_id)
     assert run.state.is_scheduled()
@@ -117,6 +121,7 @@ def test_demo_environment_lifecycle(webapp_block, teardown_deployment, tmp_path:
     assert environment_teardown(name=name, reason="requested") == "destroyed"
     env = ledger.get(name)
     assert env.state == EnvironmentState.destroyed and env.destroyed_at is not None
+    assert read_events("stacks.environment.destroyed", f"stacks.environment.{name}")
     assert not answers(env.url)
     assert not (tmp_path / "state" / "workspaces" / name).exists()
     assert _flow_run(run_id) is None  # the not-started run made for it is gone

@@ -190,6 +190,7 @@ def test_prefect_yaml_declares_the_stack_deployments():
         "demo-environment",
         "environment-janitor",
         "environment-teardown",
+        "git-watcher",
         "stack-apply",
         "stack-destroy",
         "stack-plan",

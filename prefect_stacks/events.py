@@ -1,0 +1,525 @@
+"""One place for event names, resource ids and payloads; emitting; watcher state.
+
+Watchers (polling) and the webhook receiver build their events with the functions here,
+so a verified delivery is exactly the event a watcher would emit: same name, same
+resource, same payload, same id. The id is derived from what changed (name, resource,
+version), so the same change seen twice — by two watcher runs, or by a watcher and a
+webhook — carries the same id, and Prefect's triggers act on an event id once.
+
+The vocabulary (``VOCABULARY``) is also what automation templates are checked against
+(:mod:`prefect_stacks.automations`) and what ``docs/events.md`` documents.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from prefect import get_client
+from prefect.client.schemas.actions import VariableCreate, VariableUpdate
+from prefect.events import Event
+from prefect.exceptions import ObjectNotFound
+
+from prefect_stacks.exceptions import ConfigurationError, PrefectStacksError
+
+EVENT_ID_NAMESPACE = uuid.UUID("6b1f5f0e-5c4e-4d55-9a57-0c2f8f1e7a10")
+
+
+class EmitError(PrefectStacksError):
+    """The Prefect server did not accept the events (unreachable, or an error)."""
+
+
+# --------------------------------------------------------------------------- vocabulary
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    """One event name: what its resource carries and what its payload holds."""
+
+    name: str
+    description: str
+    resource_id: str  # a pattern, for the docs
+    labels: Mapping[str, str]  # resource labels besides prefect.resource.id/name
+    payload: Mapping[str, str]  # field -> description
+    example: Mapping[str, Any] = field(default_factory=dict)
+
+
+_GIT_LABELS = {
+    "stacks.repository": "Normalized repository, e.g. `github.com/acme/shop`.",
+    "stacks.branch": "Branch name, e.g. `main` or `feature/login`.",
+}
+_PR_PAYLOAD = {
+    "repository": "Normalized repository.",
+    "number": "Pull (merge) request number.",
+    "title": "Title.",
+    "author": "Login of the author.",
+    "head_ref": "Source branch.",
+    "head_sha": "Commit at the head of the source branch.",
+    "base_ref": "Target branch.",
+    "url": "Web page of the pull request.",
+    "action": "opened, updated, closed or merged.",
+}
+_PR_LABELS = {
+    "stacks.repository": "Normalized repository.",
+    "stacks.pull-request.number": "The number, as a string.",
+    "stacks.branch": "Source branch.",
+}
+_ENV_PAYLOAD = {
+    "name": "Environment name.",
+    "kind": "demo, pr, static ...",
+    "state": "provisioning, ready, destroying, destroyed or failed.",
+    "url": "URL of the environment, if any.",
+    "owner": "Who it is for.",
+    "expires_at": "ISO time of expiry, or null when kept.",
+}
+
+VOCABULARY: dict[str, EventSpec] = {}
+
+
+def _spec(spec: EventSpec) -> None:
+    VOCABULARY[spec.name] = spec
+
+
+_spec(
+    EventSpec(
+        name="stacks.git.commit",
+        description="A branch head moved to a new commit (or a branch appeared).",
+        resource_id="stacks.git.<repository>@<branch>",
+        labels=_GIT_LABELS,
+        payload={
+            "repository": "Normalized repository.",
+            "branch": "Branch name.",
+            "sha": "The new head commit.",
+            "before": "The previous head known to the sender, or null for a new branch.",
+        },
+        example={"repository": "github.com/acme/shop", "branch": "main", "sha": "9f2c…"},
+    )
+)
+for _action, _what in (
+    ("opened", "A pull request was opened (or reopened)."),
+    ("updated", "New commits were pushed to a pull request's branch."),
+    ("closed", "A pull request was closed without merging."),
+    ("merged", "A pull request was merged."),
+):
+    _spec(
+        EventSpec(
+            name=f"stacks.pull-request.{_action}",
+            description=_what,
+            resource_id="stacks.pull-request.<repository>#<number>",
+            labels=_PR_LABELS,
+            payload=_PR_PAYLOAD,
+            example={"repository": "github.com/acme/shop", "number": 42, "head_ref": "login"},
+        )
+    )
+_spec(
+    EventSpec(
+        name="stacks.image.updated",
+        description="A tag in a container registry points at a new manifest.",
+        resource_id="stacks.image.<registry>/<repository>:<tag>",
+        labels={
+            "stacks.registry": "Registry host[:port].",
+            "stacks.image.repository": "Repository in the registry, e.g. `acme/shop`.",
+            "stacks.image.tag": "Tag.",
+        },
+        payload={
+            "registry": "Registry host[:port].",
+            "repository": "Repository in the registry.",
+            "tag": "Tag.",
+            "digest": "Manifest digest (sha256:…).",
+            "image": "Pullable reference `<registry>/<repository>@<digest>`.",
+        },
+        example={"registry": "127.0.0.1:5000", "repository": "acme/shop", "tag": "1.4.0"},
+    )
+)
+_spec(
+    EventSpec(
+        name="stacks.release.published",
+        description="A release (or tag, for sources without releases) was published.",
+        resource_id="stacks.release.<repository>",
+        labels={"stacks.repository": "Normalized repository."},
+        payload={
+            "repository": "Normalized repository.",
+            "tag": "Release tag, e.g. `v1.4.0`.",
+            "name": "Release title.",
+            "url": "Web page of the release.",
+            "prerelease": "True for a pre-release.",
+        },
+        example={"repository": "github.com/acme/shop", "tag": "v1.4.0"},
+    )
+)
+for _state, _what in (
+    ("created", "An environment is ready (applied)."),
+    ("expiring", "An environment expires soon (the janitor's warning)."),
+    ("destroyed", "An environment was torn down."),
+    ("teardown-failed", "A teardown failed; it is retried with backoff."),
+):
+    _spec(
+        EventSpec(
+            name=f"stacks.environment.{_state}",
+            description=_what,
+            resource_id="stacks.environment.<name>",
+            labels={"stacks.environment": "Environment name.", "stacks.environment.kind": ""},
+            payload=_ENV_PAYLOAD,
+            example={"name": "demo-7f3a", "kind": "demo", "state": "ready"},
+        )
+    )
+
+EVENT_NAMES = frozenset(VOCABULARY)
+
+
+def spec(name: str) -> EventSpec:
+    try:
+        return VOCABULARY[name]
+    except KeyError:
+        raise ConfigurationError(
+            f"{name!r} is not a prefect-stacks event; known: {', '.join(sorted(VOCABULARY))}"
+        ) from None
+
+
+# --------------------------------------------------------------------------- builders
+
+_SCP_LIKE = re.compile(r"^(?:[\w.-]+@)?([\w.-]+):(?!//)(.+)$")
+
+
+def normalize_repository(url: str) -> str:
+    """One name for a repository however it is written: ``https://github.com/Acme/shop.git``,
+    ``git@github.com:Acme/shop`` and ``ssh://git@github.com/Acme/shop`` are all
+    ``github.com/acme/shop``; a local path or ``file://`` URL is ``file/<absolute path>``.
+    Credentials in the URL are dropped (they must never reach an event)."""
+    text = url.strip()
+    if not text:
+        raise ConfigurationError("a repository URL is empty")
+    if text.startswith("/") or text.startswith("file://"):
+        path = text.removeprefix("file://")
+        host, rest = "file", path
+    elif "://" in text:
+        parts = urlsplit(text)
+        host = (parts.hostname or "").lower()
+        if parts.port:
+            host = f"{host}:{parts.port}"
+        rest = parts.path
+    elif match := _SCP_LIKE.match(text):
+        host, rest = match.group(1).lower(), match.group(2)
+    else:
+        raise ConfigurationError(f"{url!r} is not a repository URL (https://, ssh://, git@, /path)")
+    rest = rest.strip("/").removesuffix(".git").rstrip("/")
+    if host != "file":
+        rest = rest.lower()
+    if not host or not rest:
+        raise ConfigurationError(f"{url!r} names no repository")
+    return f"{host}/{rest}"
+
+
+def event_id(name: str, resource_id: str, version: str) -> uuid.UUID:
+    """Stable id: the same change is the same event wherever it was seen."""
+    return uuid.uuid5(EVENT_ID_NAMESPACE, f"{name}\n{resource_id}\n{version}")
+
+
+def _event(
+    name: str,
+    resource: dict[str, str],
+    payload: dict[str, Any],
+    version: str,
+    occurred: datetime | None = None,
+) -> Event:
+    spec(name)
+    missing = set(VOCABULARY[name].payload) - set(payload)
+    extra = set(payload) - set(VOCABULARY[name].payload)
+    if missing or extra:  # a programming error: the vocabulary is the contract
+        raise ValueError(f"{name}: payload missing {sorted(missing)}, unexpected {sorted(extra)}")
+    kwargs: dict[str, Any] = {}
+    if occurred is not None:
+        kwargs["occurred"] = occurred
+    return Event(
+        event=name,
+        resource=resource,
+        payload=payload,
+        id=event_id(name, resource["prefect.resource.id"], version),
+        **kwargs,
+    )
+
+
+def git_commit(repository: str, branch: str, sha: str, before: str | None = None) -> Event:
+    repo = normalize_repository(repository)
+    if before and set(before) == {"0"}:
+        before = None  # GitHub/GitLab's "no previous commit"
+    return _event(
+        "stacks.git.commit",
+        {
+            "prefect.resource.id": f"stacks.git.{repo}@{branch}",
+            "prefect.resource.name": f"{repo}@{branch}",
+            "stacks.repository": repo,
+            "stacks.branch": branch,
+        },
+        {"repository": repo, "branch": branch, "sha": sha, "before": before},
+        version=sha,
+    )
+
+
+def pull_request(
+    action: str,
+    *,
+    repository: str,
+    number: int,
+    head_ref: str,
+    head_sha: str,
+    base_ref: str,
+    title: str = "",
+    author: str = "",
+    url: str = "",
+) -> Event:
+    repo = normalize_repository(repository)
+    name = f"stacks.pull-request.{action}"
+    return _event(
+        name,
+        {
+            "prefect.resource.id": f"stacks.pull-request.{repo}#{number}",
+            "prefect.resource.name": f"{repo}#{number}",
+            "stacks.repository": repo,
+            "stacks.pull-request.number": str(number),
+            "stacks.branch": head_ref,
+        },
+        {
+            "repository": repo,
+            "number": number,
+            "title": title,
+            "author": author,
+            "head_ref": head_ref,
+            "head_sha": head_sha,
+            "base_ref": base_ref,
+            "url": url,
+            "action": action,
+        },
+        version=head_sha,
+    )
+
+
+def image_updated(registry: str, repository: str, tag: str, digest: str) -> Event:
+    registry = registry.lower().removeprefix("https://").removeprefix("http://").rstrip("/")
+    ref = f"{registry}/{repository}:{tag}"
+    return _event(
+        "stacks.image.updated",
+        {
+            "prefect.resource.id": f"stacks.image.{ref}",
+            "prefect.resource.name": ref,
+            "stacks.registry": registry,
+            "stacks.image.repository": repository,
+            "stacks.image.tag": tag,
+        },
+        {
+            "registry": registry,
+            "repository": repository,
+            "tag": tag,
+            "digest": digest,
+            "image": f"{registry}/{repository}@{digest}",
+        },
+        version=digest,
+    )
+
+
+def release_published(
+    repository: str, tag: str, name: str = "", url: str = "", prerelease: bool = False
+) -> Event:
+    repo = normalize_repository(repository)
+    return _event(
+        "stacks.release.published",
+        {
+            "prefect.resource.id": f"stacks.release.{repo}",
+            "prefect.resource.name": repo,
+            "stacks.repository": repo,
+        },
+        {"repository": repo, "tag": tag, "name": name or tag, "url": url, "prerelease": prerelease},
+        version=tag,
+    )
+
+
+def environment_event(
+    what: str,
+    *,
+    name: str,
+    kind: str,
+    state: str,
+    url: str | None,
+    owner: str | None,
+    expires_at: datetime | None,
+    version: str,
+) -> Event:
+    return _event(
+        f"stacks.environment.{what}",
+        {
+            "prefect.resource.id": f"stacks.environment.{name}",
+            "prefect.resource.name": name,
+            "stacks.environment": name,
+            "stacks.environment.kind": kind,
+        },
+        {
+            "name": name,
+            "kind": kind,
+            "state": state,
+            "url": url,
+            "owner": owner,
+            "expires_at": expires_at.isoformat() if expires_at else None,
+        },
+        version=version,
+    )
+
+
+# --------------------------------------------------------------------------- emitting
+
+
+def _payload(events: Iterable[Event]) -> list[dict[str, Any]]:
+    return [e.model_dump(mode="json") for e in events]
+
+
+def _retryable(exc: Exception) -> bool:
+    if isinstance(exc, httpx.HTTPStatusError):
+        return exc.response.status_code in (408, 429) or exc.response.status_code >= 500
+    return isinstance(exc, httpx.TransportError)
+
+
+async def aemit(events: list[Event], *, deadline_seconds: float = 8.0) -> None:
+    """Post ``events`` to the Prefect server (``POST /api/events``) and return once it
+    accepted them. Unlike Prefect's ``emit_event`` (fire and forget: a server that is
+    down loses the event with a log line), this raises :class:`EmitError` when the server
+    did not take them within ``deadline_seconds`` of bounded retries, so the caller can
+    keep its state (watcher) or answer non-2xx (webhook) and the change is seen again."""
+    if not events:
+        return
+    body = _payload(events)
+    start = time.monotonic()
+    delay = 0.25
+    while True:
+        try:
+            async with get_client() as client:
+                response = await client._client.post("/events", json=body)
+                response.raise_for_status()
+            return
+        except Exception as exc:  # noqa: BLE001 - classified below
+            left = deadline_seconds - (time.monotonic() - start)
+            if not _retryable(exc) or left <= delay:
+                raise EmitError(
+                    f"the Prefect server did not accept {len(events)} event(s): "
+                    f"{type(exc).__name__}: {exc}"
+                ) from exc
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+
+def emit(events: list[Event], *, deadline_seconds: float = 8.0) -> None:
+    """Synchronous :func:`aemit`."""
+    if not events:
+        return
+    body = _payload(events)
+    start = time.monotonic()
+    delay = 0.25
+    while True:
+        try:
+            with get_client(sync_client=True) as client:
+                response = client._client.post("/events", json=body)
+                response.raise_for_status()
+            return
+        except Exception as exc:  # noqa: BLE001
+            left = deadline_seconds - (time.monotonic() - start)
+            if not _retryable(exc) or left <= delay:
+                raise EmitError(
+                    f"the Prefect server did not accept {len(events)} event(s): "
+                    f"{type(exc).__name__}: {exc}"
+                ) from exc
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+
+# --------------------------------------------------------------------------- watcher state
+
+WATCH_PREFIX = "stacks-watch-"
+WATCH_TAG = "prefect-stacks:watch"
+_WATCHER_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+BASELINE_KEY = "\x00baseline"
+
+
+def validate_watcher_name(name: str) -> str:
+    if not isinstance(name, str) or not _WATCHER_RE.match(name):
+        raise ConfigurationError(
+            f"{name!r} is not a valid watcher name: 1-63 lowercase letters, digits, '-' "
+            "or '_' (it names the Prefect variables that hold what the watcher has seen)"
+        )
+    return name
+
+
+def _key_variable(watcher: str, key: str) -> str:
+    digest = hashlib.sha1(key.encode()).hexdigest()[:20]
+    return f"{WATCH_PREFIX}{watcher}-{digest}"
+
+
+class WatcherState:
+    """What a watcher has seen, on the Prefect server: one Variable per watched key
+    (``stacks-watch-<watcher>-<hash>``, value ``{"key", "version"}``) so there is no
+    5,000-character cliff however many branches or tags are watched. A key is saved only
+    after its event was accepted."""
+
+    def __init__(self, watcher: str) -> None:
+        self.watcher = validate_watcher_name(watcher)
+        self.tag = f"{WATCH_TAG}:{watcher}"
+
+    def load(self) -> dict[str, str]:
+        body = {"variables": {"tags": {"all_": [self.tag]}}}
+        seen: dict[str, str] = {}
+        with get_client(sync_client=True) as client:
+            expected = client.request("POST", "/variables/count", json=body).json()
+            offset = 0
+            while True:
+                page = client.request(
+                    "POST",
+                    "/variables/filter",
+                    json={**body, "offset": offset, "limit": 200, "sort": "NAME_ASC"},
+                ).json()
+                for item in page:
+                    value = item.get("value") or {}
+                    if isinstance(value, dict) and "key" in value:
+                        seen[value["key"]] = value.get("version")
+                if len(page) < 200:
+                    break
+                offset += 200
+        if len(seen) < expected:
+            raise PrefectStacksError(
+                f"watcher {self.watcher!r}: read {len(seen)} of {expected} state variables; "
+                "not acting on a partial state (every version would look new)"
+            )
+        return seen
+
+    def save(self, key: str, version: str) -> None:
+        name = _key_variable(self.watcher, key)
+        value = {"key": key, "version": version}
+        tags = [WATCH_TAG, self.tag]
+        with get_client(sync_client=True) as client:
+            if client.read_variable_by_name(name) is None:
+                try:
+                    client.create_variable(VariableCreate(name=name, value=value, tags=tags))
+                    return
+                except httpx.HTTPStatusError as exc:
+                    if exc.response.status_code != 409:
+                        raise
+            client.update_variable(VariableUpdate(name=name, value=value, tags=tags))
+
+    def forget(self, key: str) -> None:
+        with get_client(sync_client=True) as client:
+            try:
+                client.delete_variable_by_name(_key_variable(self.watcher, key))
+            except ObjectNotFound:
+                pass
+
+    def reset(self) -> int:
+        """Forget everything (the next run records a new baseline)."""
+        keys = list(self.load())
+        for key in keys:
+            self.forget(key)
+        return len(keys)
