@@ -167,7 +167,10 @@ for _state, _what in (
             name=f"stacks.environment.{_state}",
             description=_what,
             resource_id="stacks.environment.<name>",
-            labels={"stacks.environment": "Environment name.", "stacks.environment.kind": ""},
+            labels={
+                "stacks.environment": "Environment name.",
+                "stacks.environment.kind": "demo, pr, static ...",
+            },
             payload=_ENV_PAYLOAD,
             example={"name": "demo-7f3a", "kind": "demo", "state": "ready"},
         )
