@@ -13,7 +13,9 @@ app = typer.Typer(
     help="Terraform stacks and platform jobs as Prefect flows.",
 )
 
+from prefect_stacks._cli import automations as _automations  # noqa: E402,F401
 from prefect_stacks._cli import env as _env  # noqa: E402,F401  (registers env ...)
+from prefect_stacks._cli import trigger as _trigger  # noqa: E402,F401  (registers trigger)
 from prefect_stacks._cli import up as _up  # noqa: E402,F401  (registers up/down/status)
 
 __all__ = ["app"]

@@ -4,17 +4,14 @@ terminal or a CI job (talks to the server in ``PREFECT_API_URL``)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import typer
-from prefect.settings import PREFECT_API_URL
 from rich.console import Console
 from rich.table import Table
 
 from prefect_stacks import environments as envs
 from prefect_stacks._cli import app
-from prefect_stacks.exceptions import ConfigurationError, PrefectStacksError
+from prefect_stacks._cli._common import user_errors as _user_errors
 
 env_app = typer.Typer(
     name="env",
@@ -31,21 +28,6 @@ def _console() -> Console:
     if not console.is_terminal:
         console.width = 4096
     return console
-
-
-@contextmanager
-def _user_errors() -> Iterator[None]:
-    """A prefect-stacks error is the user's to fix: its message, exit code 1, no trace."""
-    try:
-        if not PREFECT_API_URL.value():
-            raise ConfigurationError(
-                "PREFECT_API_URL is not set, so there is no ledger to read: point it at "
-                "your Prefect server (after `prefect-stacks up`: `. .prefect-stacks/env.sh`)"
-            )
-        yield
-    except PrefectStacksError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
 
 
 @env_app.command("list")

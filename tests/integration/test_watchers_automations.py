@@ -283,3 +283,35 @@ def test_the_shipped_automations_apply(prefect_harness):
             ids = {a["deployment"]: uuid.uuid4() for a in raw["actions"] if "deployment" in a}
             automation = automations.build(raw, file.path.name, ids)
             assert automation.trigger.expect
+
+
+def test_cli_apply_check_and_apply(plan_deployment: str, tmp_path: Path):
+    from typer.testing import CliRunner
+
+    from prefect_stacks._cli import app
+
+    name = "cli-" + uuid.uuid4().hex[:6]
+    directory = write_automation(
+        tmp_path / "cli",
+        f"""
+        automations:
+          - name: {name}
+            trigger: {{expect: [stacks.image.updated]}}
+            actions:
+              - type: run-deployment
+                deployment: {plan_deployment}
+                parameters: {{workspace: "{{{{ event.payload.tg }}}}"}}
+        """,
+    )
+    runner = CliRunner()
+    bad = runner.invoke(app, ["automations", "apply", str(directory), "--check"])
+    assert bad.exit_code == 1 and "`event.payload.tg` is not in stacks.image.updated" in bad.output
+    (directory / "a.yaml").write_text((directory / "a.yaml").read_text().replace(".tg", ".tag"))
+    ok = runner.invoke(app, ["automations", "apply", str(directory), "--check"])
+    assert ok.exit_code == 0 and "1 automation(s) valid" in ok.output
+    with get_client(sync_client=True) as client:
+        assert client.read_automations_by_name(name) == []  # --check wrote nothing
+    applied = runner.invoke(app, ["automations", "apply", str(directory)])
+    assert applied.exit_code == 0 and f"created    {name}" in applied.output
+    again = runner.invoke(app, ["automations", "apply", str(directory)])
+    assert f"unchanged  {name}" in again.output
