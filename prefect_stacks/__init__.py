@@ -10,6 +10,7 @@ from pathlib import Path
 
 from prefect_stacks.blocks.slack import SlackChannel
 from prefect_stacks.blocks.terraform import TerraformStack
+from prefect_stacks.blocks.webhooks import WebhookSource
 
 __version__ = "0.1.0"
 
@@ -46,4 +47,11 @@ def deployments_dir() -> Path:
     return _data_dir("deployments")
 
 
-__all__ = ["SlackChannel", "TerraformStack", "deployments_dir", "stack_path", "stacks_dir"]
+__all__ = [
+    "SlackChannel",
+    "TerraformStack",
+    "WebhookSource",
+    "deployments_dir",
+    "stack_path",
+    "stacks_dir",
+]

@@ -17,5 +17,6 @@ from prefect_stacks._cli import automations as _automations  # noqa: E402,F401
 from prefect_stacks._cli import env as _env  # noqa: E402,F401  (registers env ...)
 from prefect_stacks._cli import trigger as _trigger  # noqa: E402,F401  (registers trigger)
 from prefect_stacks._cli import up as _up  # noqa: E402,F401  (registers up/down/status)
+from prefect_stacks._cli import webhooks as _webhooks  # noqa: E402,F401  (webhooks serve)
 
 __all__ = ["app"]

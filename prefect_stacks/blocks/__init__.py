@@ -2,5 +2,6 @@
 
 from prefect_stacks.blocks.slack import SlackChannel
 from prefect_stacks.blocks.terraform import TerraformStack
+from prefect_stacks.blocks.webhooks import WebhookSource
 
-__all__ = ["SlackChannel", "TerraformStack"]
+__all__ = ["SlackChannel", "TerraformStack", "WebhookSource"]

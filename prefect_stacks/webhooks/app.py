@@ -1,0 +1,441 @@
+"""The webhook receiver: an ASGI (Starlette) app that verifies deliveries and emits the
+same prefect-stacks events the watchers emit.
+
+``POST /hooks/{source}`` where ``source`` names a :class:`WebhookSource` block, and
+``GET /healthz``. For each delivery, in this order:
+
+1. the source block (cached ~30 s, misses too, so a flood of unknown names costs the
+   Prefect server one lookup per name per 30 s) -> 404 when there is none;
+2. the size: ``Content-Length`` first, then the stream is counted while read, so a
+   missing or lying length cannot make the receiver buffer more than ``max_body_bytes``
+   -> 413;
+3. the signature or token, over the raw bytes, before anything is parsed -> 401;
+4. parsing and translation with the builders of :mod:`prefect_stacks.events` -> 400/415
+   (every unexpected shape is a 400, never a 5xx);
+5. deduplication by delivery id (a bounded LRU of ids whose events Prefect accepted, and
+   an in-flight set: a concurrent identical delivery waits for the first one's outcome)
+   -> 200 ``duplicate``;
+6. ``emit`` (:func:`prefect_stacks.events.aemit`): accepted -> 202 and the delivery is
+   remembered; the server unreachable -> 503 + ``Retry-After`` and it is not, so the
+   sender's retry is processed.
+
+Every answer is JSON; each request is logged on one line (source, delivery id, status,
+event names), never with a secret or a body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from prefect.events import Event
+from prefect.exceptions import ObjectNotFound
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from prefect_stacks import events
+from prefect_stacks.blocks.webhooks import WebhookSource
+from prefect_stacks.events import EmitError
+from prefect_stacks.webhooks import generic, github, gitlab, registry
+from prefect_stacks.webhooks._common import BadRequest, Translation, WebhookError
+
+logger = logging.getLogger("prefect_stacks.webhooks")
+
+Emit = Callable[[list[Event]], Awaitable[None]]
+
+SOURCE_TTL_SECONDS = 30.0
+SEEN_CAPACITY = 100_000
+RETRY_AFTER_SECONDS = 30
+# How long a delivery waits for an identical one in flight before answering 503.
+IN_FLIGHT_WAIT_SECONDS = 30.0
+# Concurrent block lookups against the Prefect server.
+LOOKUP_CONCURRENCY = 8
+# Prefect block document names: lowercase letters, digits and dashes.
+_SOURCE_NAME_RE = re.compile(r"^[a-z0-9-]{1,255}$")
+
+
+# kind -> module with verify(source, headers, body, now) and translate(source, headers, body)
+HANDLERS: dict[str, Any] = {
+    "github": github,
+    "gitlab": gitlab,
+    "registry": registry,
+    "generic": generic,
+}
+
+
+class SourceUnavailable(Exception):
+    """The Prefect server could not say whether the source block exists."""
+
+
+class Busy(Exception):
+    """An identical delivery is still in flight after the wait."""
+
+
+# --------------------------------------------------------------------------- sources
+
+
+class SourceCache:
+    """Block lookups by name, cached for ``ttl`` seconds including misses; one lookup
+    per name at a time (concurrent requests for it share it); at most ``capacity``
+    names remembered."""
+
+    def __init__(
+        self,
+        load: Callable[[str], Awaitable[WebhookSource | None]],
+        ttl: float = SOURCE_TTL_SECONDS,
+        capacity: int = 10_000,
+    ) -> None:
+        self._load = load
+        self._ttl = ttl
+        self._capacity = capacity
+        self._entries: OrderedDict[str, tuple[float, WebhookSource | None]] = OrderedDict()
+        self._loading: dict[str, asyncio.Future[WebhookSource | None]] = {}
+        self._limit: asyncio.Semaphore | None = None
+
+    async def get(self, name: str) -> WebhookSource | None:
+        hit = self._entries.get(name)
+        if hit is not None and hit[0] > time.monotonic():
+            self._entries.move_to_end(name)
+            return hit[1]
+        task = self._loading.get(name)
+        if task is None:
+            task = asyncio.ensure_future(self._lookup(name))
+            self._loading[name] = task
+            task.add_done_callback(lambda t, n=name: self._done(n, t))
+        return await asyncio.shield(task)
+
+    def _done(self, name: str, task: asyncio.Future[WebhookSource | None]) -> None:
+        self._loading.pop(name, None)
+        if not task.cancelled():
+            task.exception()  # retrieved here too: every waiter may have gone
+
+    async def _lookup(self, name: str) -> WebhookSource | None:
+        if self._limit is None:
+            self._limit = asyncio.Semaphore(LOOKUP_CONCURRENCY)
+        async with self._limit:
+            try:
+                value = await self._load(name)
+            except Exception as exc:
+                raise SourceUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        self._entries[name] = (time.monotonic() + self._ttl, value)
+        self._entries.move_to_end(name)
+        while len(self._entries) > self._capacity:
+            self._entries.popitem(last=False)
+        return value
+
+
+async def load_block(name: str) -> WebhookSource | None:
+    """The ``WebhookSource`` block document ``name`` from the Prefect server, or None."""
+    try:
+        return await WebhookSource.aload(name)
+    except ValueError as exc:
+        # Block.aload turns the client's ObjectNotFound into a ValueError
+        if isinstance(exc.__cause__, ObjectNotFound):
+            return None
+        raise
+
+
+# --------------------------------------------------------------------------- deliveries
+
+
+class DeliveryLog:
+    """Delivery ids whose events Prefect accepted (a bounded LRU), and those in flight."""
+
+    def __init__(self, capacity: int = SEEN_CAPACITY) -> None:
+        self._capacity = capacity
+        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._in_flight: dict[str, asyncio.Event] = {}
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._seen
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+    async def claim(self, keys: Iterable[str], timeout: float) -> list[str]:
+        """Claim the ``keys`` not yet seen (in sorted order, so two requests claiming
+        overlapping sets cannot wait on each other); a key in flight is waited for and
+        claimed only if that attempt failed. Returns the claimed keys; the caller must
+        :meth:`release` them."""
+        deadline = time.monotonic() + timeout
+        claimed: list[str] = []
+        try:
+            for key in sorted(set(keys)):
+                while True:
+                    if key in self._seen:
+                        self._seen.move_to_end(key)
+                        break
+                    waiter = self._in_flight.get(key)
+                    if waiter is None:
+                        self._in_flight[key] = asyncio.Event()
+                        claimed.append(key)
+                        break
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise Busy(key)
+                    try:
+                        await asyncio.wait_for(waiter.wait(), left)
+                    except asyncio.TimeoutError:
+                        raise Busy(key) from None
+        except BaseException:
+            self.release(claimed, done=False)
+            raise
+        return claimed
+
+    def release(self, keys: Iterable[str], *, done: bool) -> None:
+        for key in keys:
+            if done:
+                self._seen[key] = None
+                self._seen.move_to_end(key)
+                while len(self._seen) > self._capacity:
+                    self._seen.popitem(last=False)
+            waiter = self._in_flight.pop(key, None)
+            if waiter is not None:
+                waiter.set()
+
+
+# --------------------------------------------------------------------------- the app
+
+
+@dataclass
+class _Outcome:
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+    delivery: str | None = None
+    names: list[str] = field(default_factory=list)
+    kind: str | None = None
+
+
+def _clean(value: str | None, limit: int = 80, *, spaces: bool = False) -> str:
+    """A header value fit for a log line: printable ASCII, bounded (no log injection)."""
+    if value is None:
+        return "-"
+    out = "".join(
+        c if c.isascii() and c.isprintable() and (spaces or c != " ") and c != '"' else "?"
+        for c in value
+    )
+    return out[:limit] + ("..." if len(out) > limit else "")
+
+
+def _retry_after(message: str, seconds: int = RETRY_AFTER_SECONDS) -> _Outcome:
+    return _Outcome(503, {"error": message}, {"Retry-After": str(seconds)})
+
+
+class Receiver:
+    """The state behind one app: source cache, delivery log, emitter."""
+
+    def __init__(
+        self,
+        *,
+        emit: Emit,
+        sources: Mapping[str, WebhookSource] | None,
+        source_ttl_seconds: float,
+        seen_capacity: int,
+        in_flight_wait_seconds: float,
+    ) -> None:
+        self.emit = emit
+        if sources is not None:
+            given = sources
+
+            async def load(name: str) -> WebhookSource | None:
+                return given.get(name)
+
+            self.sources = SourceCache(load, source_ttl_seconds)
+        else:
+            self.sources = SourceCache(load_block, source_ttl_seconds)
+        self.deliveries = DeliveryLog(seen_capacity)
+        self.in_flight_wait = in_flight_wait_seconds
+
+    async def healthz(self, request: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    async def hook(self, request: Request) -> JSONResponse:
+        started = time.monotonic()
+        name = request.path_params.get("source", "")
+        try:
+            outcome = await self._hook(request, name)
+        except Exception:  # a bug, not bad input: say so in the log, answer 500
+            logger.exception("webhook %s: unexpected error", _clean(name))
+            outcome = _Outcome(500, {"error": "internal error"})
+        logger.info(
+            'POST /hooks/%s %d kind=%s delivery=%s events=%s reason="%s" %.0fms',
+            _clean(name),
+            outcome.status,
+            outcome.kind or "-",
+            _clean(outcome.delivery, 200),
+            ",".join(outcome.names) or "-",
+            _clean(outcome.body.get("reason") or outcome.body.get("error"), 160, spaces=True),
+            (time.monotonic() - started) * 1000,
+        )
+        return JSONResponse(outcome.body, status_code=outcome.status, headers=outcome.headers)
+
+    async def _hook(self, request: Request, name: str) -> _Outcome:
+        if not _SOURCE_NAME_RE.match(name):
+            return _Outcome(404, {"error": "unknown source"})
+        try:
+            source = await self.sources.get(name)
+        except SourceUnavailable as exc:
+            logger.warning(
+                "webhook source %s: lookup failed: %s", name, _clean(str(exc), 300, spaces=True)
+            )
+            return _retry_after("the Prefect server could not be asked for the source; retry")
+        if source is None:
+            return _Outcome(404, {"error": "unknown source"})
+        handler = HANDLERS[source.kind]
+        outcome = _Outcome(0, {}, kind=source.kind)
+        for header_name in handler.DELIVERY_HEADERS:  # for the log line, even if refused
+            if header_name in request.headers:
+                outcome.delivery = request.headers[header_name]
+                break
+        try:
+            body = await self._read(request, source.max_body_bytes)
+            handler.verify(source, request.headers, body, time.time())
+            try:
+                translation = handler.translate(source, request.headers, body)
+            except WebhookError:
+                raise
+            except Exception as exc:  # any shape the translator did not foresee
+                logger.debug("webhook %s: unreadable payload", name, exc_info=True)
+                raise BadRequest(f"unreadable payload ({type(exc).__name__})") from None
+        except WebhookError as exc:
+            outcome.status, outcome.body = exc.status, {"error": exc.reason}
+            if exc.status == 413:
+                outcome.headers["Connection"] = "close"
+            return outcome
+        except ClientDisconnect:
+            outcome.status, outcome.body = 400, {"error": "client disconnected"}
+            return outcome
+        return await self._deliver(name, translation, outcome)
+
+    async def _read(self, request: Request, limit: int) -> bytes:
+        lengths = request.headers.getlist("content-length")
+        if len(lengths) > 1:
+            raise BadRequest("more than one Content-Length")
+        if lengths:
+            raw = lengths[0].strip()
+            if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
+                raise BadRequest("invalid Content-Length")
+            if int(raw) > limit:
+                raise _TooLarge(limit)
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise _TooLarge(limit)
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def _deliver(self, name: str, translation: Translation, outcome: _Outcome) -> _Outcome:
+        if translation.pong:
+            outcome.status, outcome.body = 200, {"status": "pong"}
+            return outcome
+        if not translation.deliveries:
+            outcome.status = 202
+            outcome.body = {"status": "ignored", "reason": translation.ignored or "nothing to do"}
+            return outcome
+        by_key: dict[str, list[Event]] = {}
+        for delivery in translation.deliveries:
+            by_key.setdefault(f"{name}\n{delivery.key}", delivery.events)
+        outcome.delivery = ",".join(k.split("\n", 1)[1] for k in by_key)
+        try:
+            claimed = await self.deliveries.claim(by_key, self.in_flight_wait)
+        except Busy:
+            return _retry_after("an identical delivery is still being processed; retry", 5)
+        if not claimed:
+            outcome.status, outcome.body = 200, {"status": "duplicate"}
+            return outcome
+        batch = [event for key in claimed for event in by_key[key]]
+        outcome.names = sorted({event.event for event in batch})
+        done = False
+        try:
+            await self.emit(batch)
+            done = True
+        except EmitError as exc:
+            refused = _refused_as_invalid(exc)
+            logger.warning(
+                "webhook %s: the Prefect server did not accept %d event(s): %s",
+                name,
+                len(batch),
+                _clean(str(exc), 300, spaces=True),
+            )
+            if refused:
+                outcome.status = 400
+                outcome.body = {"error": "the Prefect server refused the event as invalid"}
+                return outcome
+            outcome.status = 503
+            outcome.body = {"error": "the Prefect server did not accept the events; retry later"}
+            outcome.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+            return outcome
+        finally:
+            self.deliveries.release(claimed, done=done)
+        outcome.status = 202
+        outcome.body = {"status": "accepted", "events": [str(event.id) for event in batch]}
+        duplicates = len(by_key) - len(claimed)
+        if duplicates:
+            outcome.body["duplicates"] = duplicates
+        return outcome
+
+
+class _TooLarge(WebhookError):
+    status = 413
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"body larger than {limit} bytes")
+
+
+def _refused_as_invalid(exc: EmitError) -> bool:
+    """The server answered 422: the event itself is invalid (retrying cannot help)."""
+    cause = exc.__cause__
+    return isinstance(cause, httpx.HTTPStatusError) and cause.response.status_code == 422
+
+
+async def _not_found(request: Request, exc: Exception) -> JSONResponse:
+    status = exc.status_code if isinstance(exc, HTTPException) else 404
+    error = {404: "not found", 405: "method not allowed"}.get(status, "error")
+    headers = dict(exc.headers or {}) if isinstance(exc, HTTPException) else {}
+    return JSONResponse({"error": error}, status_code=status, headers=headers)
+
+
+async def _server_error(request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"error": "internal error"}, status_code=500)
+
+
+def create_app(
+    *,
+    emit: Emit = events.aemit,
+    sources: Mapping[str, WebhookSource] | None = None,
+    source_ttl_seconds: float = SOURCE_TTL_SECONDS,
+    seen_capacity: int = SEEN_CAPACITY,
+    in_flight_wait_seconds: float = IN_FLIGHT_WAIT_SECONDS,
+) -> Starlette:
+    """The receiver app. ``emit`` and ``sources`` exist for tests: production uses
+    :func:`prefect_stacks.events.aemit` and the ``WebhookSource`` blocks on the Prefect
+    server in ``PREFECT_API_URL``."""
+    receiver = Receiver(
+        emit=emit,
+        sources=sources,
+        source_ttl_seconds=source_ttl_seconds,
+        seen_capacity=seen_capacity,
+        in_flight_wait_seconds=in_flight_wait_seconds,
+    )
+    app = Starlette(
+        routes=[
+            Route("/healthz", receiver.healthz, methods=["GET"]),
+            Route("/hooks/{source}", receiver.hook, methods=["POST"]),
+        ],
+        exception_handlers={404: _not_found, 405: _not_found, 500: _server_error},
+    )
+    app.state.receiver = receiver
+    return app
