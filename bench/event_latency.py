@@ -6,8 +6,10 @@ worker polling every 1 s, the deployments and automations) in a temporary home, 
 stack-plan/local-webapp with parameters from the event), then measures, interleaved,
 N tries of each path to the same deployment:
 
-* API call (baseline) - what external CI does: `POST /deployments/{id}/create_flow_run`;
-* event posted        - `POST /api/events` with a stacks.git.commit event -> automation;
+* API call (baseline) - what external CI does (`prefect-stacks trigger`): create the
+  run from the deployment through Prefect's client;
+* event posted        - `events.emit` (`POST /api/events`) of a stacks.git.commit event
+  -> automation;
 * signed webhook      - a GitHub `push` delivery, HMAC-signed, to the receiver ->
   verified -> event -> automation.
 
@@ -99,7 +101,7 @@ def start_receiver(config: Any, root: Path) -> tuple[subprocess.Popen, str]:
     raise SystemExit(f"the receiver did not start; see {root / 'webhooks.log'}")
 
 
-def measure(runs: int, base: str, root: Path) -> dict[str, list[tuple[float, float]]]:
+def measure(runs: int, base: str, root: Path) -> dict[str, list[tuple[float, float, float]]]:
     import httpx
     from prefect import get_client
     from pydantic import SecretStr
@@ -132,17 +134,17 @@ def measure(runs: int, base: str, root: Path) -> dict[str, list[tuple[float, flo
     automations.apply(directory)
     with get_client(sync_client=True) as client:
         deployment_id = client.read_deployment_by_name(DEPLOYMENT).id
-    api = os.environ["PREFECT_API_URL"].rstrip("/")
 
     def by_api(marker: str) -> None:
-        httpx.post(
-            f"{api}/deployments/{deployment_id}/create_flow_run",
-            json={"parameters": {"workspace": "bench", "variables": {"app_version": marker}}},
-        ).raise_for_status()
+        # what `prefect-stacks trigger` does (Prefect's client retries a 503 from SQLite)
+        with get_client(sync_client=True) as client:
+            client.create_flow_run_from_deployment(
+                deployment_id,
+                parameters={"workspace": "bench", "variables": {"app_version": marker}},
+            )
 
     def by_event(marker: str) -> None:
-        event = events.git_commit(f"https://{repository}", "main", marker)
-        httpx.post(f"{api}/events", json=[event.model_dump(mode="json")]).raise_for_status()
+        events.emit([events.git_commit(f"https://{repository}", "main", marker)])
 
     def by_webhook(marker: str) -> None:
         body = json.dumps(
@@ -172,29 +174,29 @@ def measure(runs: int, base: str, root: Path) -> dict[str, list[tuple[float, flo
         "event posted": by_event,
         "signed webhook": by_webhook,
     }
-    rows: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
+    rows: dict[str, list[tuple[float, float, float]]] = {name: [] for name in variants}
     for i in range(runs):
         for name, send in variants.items():
             marker = secrets.token_hex(20)
             start = time.perf_counter()
             send(marker)
-            created, running, run_id = wait_running(deployment_id, marker, start)
-            rows[name].append((created, running))
+            created, pending, running, run_id = wait_running(deployment_id, marker, start)
+            rows[name].append((created, pending, running))
             wait_final(run_id)
             print(
                 f"  try {i + 1}/{runs} {name:20} created {created:5.2f} s  "
-                f"running {running:5.2f} s",
+                f"picked up {pending:5.2f} s  running {running:5.2f} s",
                 file=sys.stderr,
             )
     return rows
 
 
-def wait_running(deployment_id: Any, marker: str, start: float) -> tuple[float, float, Any]:
+def wait_running(deployment_id: Any, marker: str, start: float) -> tuple[float, float, float, Any]:
     from prefect import get_client
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
     from prefect.client.schemas.sorting import FlowRunSort
 
-    created = None
+    created = pending = None
     with get_client(sync_client=True) as client:
         while time.perf_counter() - start < 120:
             runs = client.read_flow_runs(
@@ -207,8 +209,10 @@ def wait_running(deployment_id: Any, marker: str, start: float) -> tuple[float, 
                     continue
                 if created is None:
                     created = time.perf_counter() - start
+                if pending is None and run.state is not None and not run.state.is_scheduled():
+                    pending = time.perf_counter() - start
                 if run.state is not None and (run.state.is_running() or run.state.is_final()):
-                    return created, time.perf_counter() - start, run.id
+                    return created, pending, time.perf_counter() - start, run.id
             time.sleep(0.02)
     raise SystemExit(f"no run for {marker} reached Running within 120 s")
 
@@ -224,15 +228,23 @@ def wait_final(run_id: Any) -> None:
             time.sleep(0.2)
 
 
-def print_table(rows: dict[str, list[tuple[float, float]]], runs: int) -> None:
-    base = statistics.median(r for _, r in rows["API call (baseline)"])
+def print_table(rows: dict[str, list[tuple[float, float, float]]], runs: int) -> None:
+    base_created = statistics.median(c for c, _, _ in rows["API call (baseline)"])
+    base = statistics.median(r for _, _, r in rows["API call (baseline)"])
     print(f"\nrequest -> flow run, median of {runs} (worker polls every 1 s)\n")
-    print("| path | created (s) | Running (s) | Running ratio |")
-    print("|---|---|---|---|")
+    print(
+        "| path | created (s) | created ratio | picked up by worker (s) | Running (s) "
+        "| Running ratio |"
+    )
+    print("|---|---|---|---|---|---|")
     for name, values in rows.items():
-        created = statistics.median(c for c, _ in values)
-        running = statistics.median(r for _, r in values)
-        print(f"| {name} | {created:.2f} | {running:.2f} | {running / base:.2f} |")
+        created = statistics.median(c for c, _, _ in values)
+        pending = statistics.median(p for _, p, _ in values)
+        running = statistics.median(r for _, _, r in values)
+        print(
+            f"| {name} | {created:.2f} | {created / base_created:.2f} | {pending:.2f} "
+            f"| {running:.2f} | {running / base:.2f} |"
+        )
 
 
 if __name__ == "__main__":
