@@ -39,6 +39,7 @@ from prefect.concurrency.sync import concurrency
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from pydantic import BaseModel, Field
 
+from prefect_stacks._variables import PartialListing, tagged_variable_values
 from prefect_stacks.exceptions import (
     ConfigurationError,
     EnvironmentNotFound,
@@ -57,7 +58,6 @@ LOCK_TIMEOUT_SECONDS = 120
 TEARDOWN_DEPLOYMENT = "environment-teardown/default"
 MAX_TTL = timedelta(days=90)
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
-_PAGE = 200
 
 
 def utcnow() -> datetime:
@@ -250,30 +250,16 @@ class EnvironmentLedger:
         """Every entry, paged; raises LedgerError when the listing fails or comes back
         shorter than the server's count (a partial listing must never look like fewer
         environments)."""
-        body: dict[str, Any] = {"variables": {"tags": {"all_": [LEDGER_TAG]}}}
-        entries: list[Environment] = []
         try:
             with self._session() as client:
-                expected = client.request("POST", "/variables/count", json=body).json()
-                offset = 0
-                while True:
-                    page = client.request(
-                        "POST",
-                        "/variables/filter",
-                        json={**body, "offset": offset, "limit": _PAGE, "sort": "NAME_ASC"},
-                    ).json()
-                    for item in page:
-                        entries.append(Environment.model_validate(item["value"]))
-                    if len(page) < _PAGE:
-                        break
-                    offset += _PAGE
+                values = tagged_variable_values(client, LEDGER_TAG)
+            entries = [Environment.model_validate(v) for v in values]
+        except PartialListing as exc:
+            raise LedgerError(
+                f"the environment ledger listing is partial: {exc}; not acting on it"
+            ) from exc
         except (httpx.HTTPError, ValueError, KeyError) as exc:
             raise LedgerError(f"listing the environment ledger failed: {exc}") from exc
-        if len(entries) < expected:
-            raise LedgerError(
-                f"the environment ledger listing is partial: got {len(entries)} of "
-                f"{expected} entries; not acting on it"
-            )
         if not include_destroyed:
             entries = [e for e in entries if e.is_live]
         return entries

@@ -31,6 +31,7 @@ from prefect.events import Event
 from prefect.exceptions import ObjectNotFound
 from prefect.settings import PREFECT_API_URL
 
+from prefect_stacks._variables import PartialListing, tagged_variable_values
 from prefect_stacks.exceptions import ConfigurationError, PrefectStacksError
 
 EVENT_ID_NAMESPACE = uuid.UUID("6b1f5f0e-5c4e-4d55-9a57-0c2f8f1e7a10")
@@ -494,30 +495,15 @@ class WatcherState:
         self.tag = f"{WATCH_TAG}:{watcher}"
 
     def load(self) -> dict[str, str]:
-        body = {"variables": {"tags": {"all_": [self.tag]}}}
-        seen: dict[str, str] = {}
-        with get_client(sync_client=True) as client:
-            expected = client.request("POST", "/variables/count", json=body).json()
-            offset = 0
-            while True:
-                page = client.request(
-                    "POST",
-                    "/variables/filter",
-                    json={**body, "offset": offset, "limit": 200, "sort": "NAME_ASC"},
-                ).json()
-                for item in page:
-                    value = item.get("value") or {}
-                    if isinstance(value, dict) and "key" in value:
-                        seen[value["key"]] = value.get("version")
-                if len(page) < 200:
-                    break
-                offset += 200
-        if len(seen) < expected:
+        try:
+            with get_client(sync_client=True) as client:
+                values = tagged_variable_values(client, self.tag)
+        except PartialListing as exc:
             raise PrefectStacksError(
-                f"watcher {self.watcher!r}: read {len(seen)} of {expected} state variables; "
-                "not acting on a partial state (every version would look new)"
-            )
-        return seen
+                f"watcher {self.watcher!r}: read {exc} state variables; not acting on a "
+                "partial state (every version would look new)"
+            ) from exc
+        return {v["key"]: v.get("version") for v in values if isinstance(v, dict) and "key" in v}
 
     def save(self, key: str, version: str) -> None:
         name = _key_variable(self.watcher, key)
