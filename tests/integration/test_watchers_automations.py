@@ -315,3 +315,40 @@ def test_cli_apply_check_and_apply(plan_deployment: str, tmp_path: Path):
     assert applied.exit_code == 0 and f"created    {name}" in applied.output
     again = runner.invoke(app, ["automations", "apply", str(directory)])
     assert f"unchanged  {name}" in again.output
+
+
+def test_the_same_change_seen_twice_runs_once(plan_deployment: str, tmp_path: Path):
+    """A watcher and a webhook (or two watcher runs) report one change with one event
+    id; Prefect's triggers skip an id they processed (for 30 minutes), so one run."""
+    repository = f"github.com/acme/twice-{uuid.uuid4().hex[:6]}"
+    directory = write_automation(
+        tmp_path / "twice",
+        f"""
+        automations:
+          - name: twice-{uuid.uuid4().hex[:6]}
+            trigger:
+              expect: [stacks.git.commit]
+              match: {{stacks.repository: "{repository}"}}
+            actions:
+              - type: run-deployment
+                deployment: {plan_deployment}
+                parameters: {{variables: {{app_version: "{{{{ event.payload.sha }}}}"}}}}
+        """,
+    )
+    automations.apply(directory)
+    sha = uuid.uuid4().hex + "00000000"
+    events.emit([events.git_commit(f"https://{repository}.git", "main", sha)])
+    events.emit([events.git_commit(f"git@github.com:{repository.split('/', 1)[1]}", "main", sha)])
+
+    def mine() -> list:
+        return [
+            r
+            for r in runs_of(plan_deployment)
+            if r.parameters.get("variables") == {"app_version": sha}
+        ]
+
+    deadline = time.monotonic() + 20
+    while not mine() and time.monotonic() < deadline:
+        time.sleep(0.25)
+    time.sleep(3)  # the second event has long been processed by now
+    assert len(mine()) == 1
