@@ -70,7 +70,8 @@ def test_wait_streams_the_logs_and_exits_0_when_completed(e2e: E2E, trigger):
     summary = f"{LOCAL_WEBAPP}/{workspace}: 1 to add, 0 to change, 0 to destroy."
     assert sum(line.endswith(summary) for line in lines) == 1, done.stdout
     assert sum(bool(LOG_LINE.match(line)) for line in lines) >= 5, done.stdout
-    assert "state: Running" in lines
+    # state changes as polled (a busy machine may poll past a short Running): at least one
+    assert any(re.fullmatch(r"state: (Scheduled|Pending|Running)", line) for line in lines)
     assert re.search(r"finished: Completed", lines[-1]), done.stdout
     run_id = _run_id(done.stdout)
     with get_client(sync_client=True) as client:
