@@ -110,10 +110,18 @@ class Environment(BaseModel):
     url: str | None = None
     slack_block: str | None = None
     objects: PrefectObjects = Field(default_factory=PrefectObjects)
+    desired_version: str | None = Field(
+        default=None,
+        description="The version (e.g. a pull request's head commit) it should run.",
+    )
+    deployed_version: str | None = Field(
+        default=None, description="The version its last successful deploy put in place."
+    )
     provisioning_run_id: str | None = Field(
         default=None,
         description="The flow run applying the stack; teardowns wait for it to finish.",
     )
+    provisioning_started_at: datetime | None = None
     teardown_run_id: str | None = Field(
         default=None, description="The scheduled (or running) teardown flow run."
     )

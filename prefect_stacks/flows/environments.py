@@ -169,6 +169,7 @@ def demo_environment(
             expires_at=now + ttl,
             slack_block=slack_block,
             provisioning_run_id=_current_run_id(),
+            provisioning_started_at=now,
         )
     )
     # The teardown is scheduled before anything is built: whatever happens next, the
@@ -183,12 +184,12 @@ def demo_environment(
             outputs = terraform_outputs(workdir)
     except BaseException as exc:
         try:
-            _finish_provisioning(name, ledger, teardown_deployment, exc=exc)
+            finish_deploy(name, ledger, teardown_deployment, exc=exc)
         except Exception as record_exc:  # the apply's error matters more
             logger.error("could not record the failure of %s: %s", name, record_exc)
         raise
     url = outputs.values.get("url")
-    env = _finish_provisioning(
+    env = finish_deploy(
         name, ledger, teardown_deployment, url=url if isinstance(url, str) else None
     )
     if env.state != EnvironmentState.ready:
@@ -205,17 +206,30 @@ def demo_environment(
     return {"name": name, "url": env.url, "expires_at": env.expires_at.isoformat()}
 
 
-def _finish_provisioning(
+def start_deploy(name: str, ledger: EnvironmentLedger) -> Environment:
+    """Record that this flow run is applying ``name``: teardowns wait for it."""
+
+    def change(e: Environment) -> None:
+        e.provisioning_run_id = _current_run_id()
+        e.provisioning_started_at = utcnow()
+
+    return ledger.update(name, change)
+
+
+def finish_deploy(
     name: str,
     ledger: EnvironmentLedger,
-    teardown_deployment: str,
+    teardown_deployment: str = TEARDOWN_DEPLOYMENT,
     *,
     url: str | None = None,
+    version: str | None = None,
     exc: BaseException | None = None,
 ) -> Environment:
-    """Record the end of the apply: ready, or failed with the error.
+    """Record the end of an apply: ready (with its URL and version), or the error —
+    failed if it was the first provisioning; a failed redeploy of a ready environment
+    keeps it ready (the previous version still runs) with the error recorded.
 
-    Teardowns wait for the provisioning run, unless they judged it dead (it ran longer
+    Teardowns wait for the deploying run, unless they judged it dead (it ran longer
     than their ``stale_after``). Then a destroy may have run before the apply finished,
     and what the apply built would leak: the entry is reopened (failed) and a teardown
     scheduled now."""
@@ -223,13 +237,19 @@ def _finish_provisioning(
 
     def change(e: Environment) -> None:
         e.provisioning_run_id = None
-        if url:
-            e.url = url
-        if e.state == EnvironmentState.provisioning:
+        e.provisioning_started_at = None
+        torn_down = e.state in (EnvironmentState.destroying, EnvironmentState.destroyed) or (
+            e.state == EnvironmentState.failed and e.teardown_started_at is not None
+        )
+        if not torn_down:
             if exc is None:
                 e.state, e.error = EnvironmentState.ready, None
-            else:
+                e.url = url or e.url
+                e.deployed_version = version or e.deployed_version
+            elif e.state == EnvironmentState.provisioning:
                 _mark_failed(e, exc)
+            else:
+                e.error = f"deploy of {version or 'a new version'} failed: {exc}"[:1500]
             return
         overtaken.append(e.state.value)
         e.state = EnvironmentState.failed
@@ -325,19 +345,22 @@ def teardown_in_progress(
 
 
 def provisioning_in_progress(env: Environment, now: datetime, stale_after: float) -> bool:
-    """The run applying ``env`` is still going: destroying now would race its apply,
-    which would then build into a workspace already torn down. A run older than
-    ``stale_after`` is presumed dead (a killed worker leaves its run Running)."""
-    if env.state != EnvironmentState.provisioning or not env.provisioning_run_id:
+    """A run applying ``env`` (its first provisioning, or a later deploy of a new
+    version) is still going: destroying now would race its apply, which would then build
+    into a workspace already torn down. A run older than ``stale_after`` is presumed dead
+    (a killed worker leaves its run Running)."""
+    if not env.provisioning_run_id or env.state == EnvironmentState.destroyed:
         return False
-    if (now - env.created_at).total_seconds() > stale_after:
+    started = env.provisioning_started_at or env.created_at
+    if (now - started).total_seconds() > stale_after:
         return False
     return not _run_finished(env.provisioning_run_id)
 
 
 def postpone_delay(env: Environment, now: datetime) -> int:
     """How long a teardown waits for provisioning: 10 s for two minutes, then 60 s."""
-    return 10 if (now - env.created_at).total_seconds() < 120 else 60
+    started = env.provisioning_started_at or env.created_at
+    return 10 if (now - started).total_seconds() < 120 else 60
 
 
 def teardown(
