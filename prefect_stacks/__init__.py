@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from prefect_stacks.blocks.github import GitHubRepository, GitHubResponseCache
 from prefect_stacks.blocks.slack import SlackChannel
 from prefect_stacks.blocks.terraform import TerraformStack
 from prefect_stacks.blocks.webhooks import WebhookSource
@@ -48,6 +49,8 @@ def deployments_dir() -> Path:
 
 
 __all__ = [
+    "GitHubRepository",
+    "GitHubResponseCache",
     "SlackChannel",
     "TerraformStack",
     "WebhookSource",

@@ -21,6 +21,8 @@ def test_every_block_is_exported_for_registration():
     # `prefect block register -m prefect_stacks` registers what the package exposes
     assert prefect_stacks.TerraformStack in BLOCKS
     assert prefect_stacks.WebhookSource in BLOCKS
+    assert prefect_stacks.GitHubRepository in BLOCKS
+    assert prefect_stacks.GitHubResponseCache in BLOCKS
 
 
 @pytest.mark.parametrize("block", BLOCKS, indirect=True)
