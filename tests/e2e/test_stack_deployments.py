@@ -102,6 +102,8 @@ def test_up_twice_reuses_everything_then_down(tmp_path, prefect_stacks_cli):
                 "environment-teardown/default",
                 "environment-janitor/default",
                 "git-watcher/default",
+                "pull-request-watcher/default",
+                "feature-environment-cleanup/default",
             ]
         )
         assert {d.work_pool_name for d in deployments} == {"local"}

@@ -1,0 +1,480 @@
+"""A dedicated environment for every pull request.
+
+* ``pull-request-watcher`` (scheduled, or run by an automation on webhook events): the
+  open pull requests -> ``stacks.pull-request.opened|updated|closed|merged`` events, and
+  for each: a new or updated one gets environment ``PR_<n>`` (ledger entry) with its own
+  deployment ``feature-environment/PR_<n>``, which is run for the head commit; a merged
+  or closed one gets ``feature-environment-cleanup``. A pull request missing from the
+  listing is only closed after GitHub confirms it (``GET /pulls/<n>``): a listing that
+  failed, was partial or came back empty while the API erred never closes anything.
+* ``feature-environment`` (one deployment per pull request, concurrency 1, queued): for
+  one head commit: commit status pending -> clone at that commit (real git) -> build (a
+  command) -> apply the stack into workspace ``PR_<n>`` with the version = SHA -> smoke
+  check the URL -> status success/failure with the URL, and one sticky comment. A run
+  whose commit is no longer the newest does nothing: the newest one is queued behind it.
+* ``feature-environment-cleanup``: the environments teardown (stack, workspace, the
+  deployment and its queued runs), then a final comment and status.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import httpx
+from prefect import flow, get_client, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.filters import (
+    DeploymentFilter,
+    DeploymentFilterId,
+    FlowRunFilter,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
+)
+from prefect.client.schemas.objects import (
+    ConcurrencyLimitConfig,
+    ConcurrencyLimitStrategy,
+    StateType,
+)
+from prefect.deployments import run_deployment
+from prefect.deployments.runner import EntrypointType
+
+from prefect_stacks import events
+from prefect_stacks._git import git_binary
+from prefect_stacks._process import run_process
+from prefect_stacks.blocks.github import GitHubRepository, PullRequest
+from prefect_stacks.blocks.terraform import (
+    load_stack,
+    terraform_apply,
+    terraform_init,
+    terraform_outputs,
+    terraform_plan,
+)
+from prefect_stacks.environments import (
+    TEARDOWN_DEPLOYMENT,
+    Environment,
+    EnvironmentLedger,
+    EnvironmentState,
+)
+from prefect_stacks.exceptions import ConfigurationError, PrefectStacksError
+from prefect_stacks.flows.environments import (
+    _run_url,
+    finish_deploy,
+    start_deploy,
+    teardown,
+)
+from prefect_stacks.flows.watchers import default_watcher_name
+
+FEATURE_FLOW = "feature-environment"
+CLEANUP_DEPLOYMENT = "feature-environment-cleanup/default"
+COMMENT_MARKER = "environment"
+
+
+def env_name(number: int) -> str:
+    return f"PR_{int(number)}"
+
+
+def status_context(number: int) -> str:
+    return f"prefect-stacks/{env_name(number)}"
+
+
+def _github(name: str) -> GitHubRepository:
+    try:
+        return GitHubRepository.load(name)
+    except ValueError as exc:
+        raise ConfigurationError(
+            f"no GitHubRepository block named {name!r}; create it (Blocks > GitHub "
+            "Repository) with the owner, repo and a token"
+        ) from exc
+
+
+# --------------------------------------------------------------------------- watcher
+
+
+def _wanted(
+    pr: PullRequest, base: str | None, labels: list[str] | None, include_drafts: bool
+) -> bool:
+    if pr.draft and not include_drafts:
+        return False
+    if base and pr.base_ref != base:
+        return False
+    return not labels or set(labels) <= set(pr.labels)
+
+
+def _event(action: str, block: GitHubRepository, pr: PullRequest) -> Any:
+    return events.pull_request(
+        action,
+        repository=block.get_clone_url(),
+        number=pr.number,
+        head_ref=pr.head_ref,
+        head_sha=pr.head_sha,
+        base_ref=pr.base_ref,
+        title=pr.title,
+        author=pr.author or "",
+        url=pr.html_url,
+    )
+
+
+@task(cache_policy=NO_CACHE, task_run_name="list-open-pull-requests")
+def list_open_pull_requests(block: GitHubRepository, base: str | None) -> list[PullRequest]:
+    try:
+        return block.list_open_pull_requests(base=base)
+    finally:
+        block.save_response_cache()
+
+
+@flow(name="pull-request-watcher", flow_run_name="pull-request-watcher")
+def pull_request_watcher(
+    repository: str,
+    stack: str = "local-webapp",
+    base: str | None = None,
+    labels: list[str] | None = None,
+    include_drafts: bool = False,
+    build_command: list[str] | None = None,
+    variables: dict[str, Any] | None = None,
+    work_pool: str = "local",
+    watcher: str | None = None,
+) -> dict[str, list[int]]:
+    """Give every open pull request its environment PR_<n>, deploy each new head commit,
+    clean up merged and closed ones.
+
+    Args:
+        repository: Name of the GitHubRepository block.
+        stack: TerraformStack block applied for each environment.
+        base: Only pull requests into this branch (all when empty).
+        labels: Only pull requests carrying all of these labels.
+        include_drafts: Also draft pull requests.
+        build_command: Command run in the checkout of each commit before deploying, as
+            a list (e.g. ["make", "build"]); none when empty.
+        variables: Extra stack variables for every environment.
+        work_pool: Work pool of the per-pull-request deployments.
+        watcher: Name of the watcher's state; derived from the repository when empty.
+    """
+    logger = get_run_logger()
+    block = _github(repository)
+    name = events.validate_watcher_name(
+        watcher or default_watcher_name("pr", f"{block.owner}/{block.repo}".lower())
+    )
+    open_prs = list_open_pull_requests(block, base)  # raises: nothing below runs
+    wanted = {pr.number: pr for pr in open_prs if _wanted(pr, base, labels, include_drafts)}
+    state = events.WatcherState(name)
+    seen = {k: v for k, v in state.load().items() if k != events.BASELINE_KEY}
+    report: dict[str, list[int]] = {
+        "opened": [],
+        "updated": [],
+        "closed": [],
+        "merged": [],
+        "kept": [],
+    }
+    settings = {
+        "repository": repository,
+        "stack": stack,
+        "build_command": build_command,
+        "variables": variables or {},
+    }
+    for number, pr in sorted(wanted.items()):
+        previous = seen.get(str(number))
+        if previous == pr.head_sha:
+            continue
+        action = "opened" if previous is None else "updated"
+        events.emit([_event(action, block, pr)])
+        deploy_pull_request(pr, settings, work_pool)
+        state.save(str(number), pr.head_sha)
+        report[action].append(number)
+    for key in sorted(set(seen) - {str(n) for n in wanted}, key=int):
+        number = int(key)
+        try:
+            pr = block.get_pull_request(number)
+        except Exception as exc:  # noqa: BLE001 - unconfirmed: keep the environment
+            logger.warning("PR #%d is not in the listing; GitHub did not confirm: %s", number, exc)
+            report["kept"].append(number)
+            continue
+        if pr.state == "open":
+            logger.info(
+                "PR #%d is open but no longer matches (draft, base or labels): kept", number
+            )
+            report["kept"].append(number)
+            continue
+        action = "merged" if pr.merged else "closed"
+        events.emit([_event(action, block, pr)])
+        run_deployment(
+            CLEANUP_DEPLOYMENT,
+            parameters={"number": number, "repository": repository, "merged": pr.merged},
+            timeout=0,
+            as_subflow=False,
+        )
+        state.forget(key)
+        report[action].append(number)
+    block.save_response_cache()
+    logger.info(
+        "%s/%s: %d open (%d wanted); opened %s, updated %s, merged %s, closed %s, kept %s",
+        block.owner,
+        block.repo,
+        len(open_prs),
+        len(wanted),
+        report["opened"],
+        report["updated"],
+        report["merged"],
+        report["closed"],
+        report["kept"],
+    )
+    return report
+
+
+def deploy_pull_request(pr: PullRequest, settings: dict[str, Any], work_pool: str) -> str:
+    """Ensure PR_<n> (ledger entry and deployment) and run it for the head commit; older
+    runs still queued are deleted (the newest head supersedes them). Returns the run id."""
+    name = env_name(pr.number)
+    ledger = EnvironmentLedger()
+    env = ledger.find(name)
+    if env is None or env.state == EnvironmentState.destroyed:
+        env = ledger.create(
+            Environment(
+                name=name,
+                kind="pr",
+                owner=pr.author,
+                stack=settings["stack"],
+                workspace=name,
+                variables=dict(settings["variables"]),
+                expires_at=None,
+                desired_version=pr.head_sha,
+            )
+        )
+    deployment = feature_environment.to_deployment(
+        name=name,
+        parameters={"number": pr.number, **settings},
+        concurrency_limit=ConcurrencyLimitConfig(
+            limit=1, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE
+        ),
+        work_pool_name=work_pool,
+        entrypoint_type=EntrypointType.MODULE_PATH,
+        tags=[f"env:{name}", "project:prefect-stacks"],
+        description=f"Deploys each new commit of pull request #{pr.number} into {name}.",
+    )
+    deployment_id = str(deployment.apply())
+
+    def record(e: Environment) -> None:
+        e.desired_version = pr.head_sha
+        if deployment_id not in e.objects.deployments:
+            e.objects.deployments.append(deployment_id)
+
+    ledger.update(name, record)
+    _delete_queued_runs(deployment_id)
+    run = run_deployment(
+        f"{FEATURE_FLOW}/{name}",
+        parameters={"sha": pr.head_sha},
+        timeout=0,
+        as_subflow=False,
+        tags=[f"env:{name}", f"sha:{pr.head_sha[:12]}"],
+    )
+    return str(run.id)
+
+
+def _delete_queued_runs(deployment_id: str) -> list[str]:
+    """Runs of this deployment that have not started (scheduled, or waiting for the
+    deployment's concurrency slot): a newer head makes them pointless."""
+    deleted = []
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(
+            deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[UUID(deployment_id)])),
+            flow_run_filter=FlowRunFilter(
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED]))
+            ),
+        )
+        for run in runs:
+            client.delete_flow_run(run.id)
+            deleted.append(str(run.id))
+    return deleted
+
+
+# --------------------------------------------------------------------------- deploy
+
+
+def comment_body(env: Environment, sha: str, state: str, detail: str = "") -> str:
+    lines = [
+        f"### Environment `{env.name}`",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| state | **{state}** |",
+        f"| commit | `{sha[:12]}` |",
+        f"| URL | {env.url or '—'} |",
+    ]
+    run_url = _run_url()
+    if run_url:
+        lines.append(f"| Prefect run | [{run_url.rsplit('/', 1)[-1][:8]}]({run_url}) |")
+    if detail:
+        lines += ["", detail]
+    return "\n".join(lines)
+
+
+@task(cache_policy=NO_CACHE, task_run_name="checkout-{sha:.12}")
+def checkout(block: GitHubRepository, sha: str) -> Path:
+    """A fresh clone of the repository at ``sha`` (real git; the token as a header)."""
+    git = git_binary()
+    dest = Path(tempfile.mkdtemp(prefix="prefect-stacks-pr-"))
+    env, secrets = block.git_auth_env()
+    steps = [
+        [git, "init", "-q"],
+        [git, "remote", "add", "origin", "--", block.get_clone_url()],
+        [git, "fetch", "-q", "--depth", "1", "origin", "--", sha],
+        [git, "-c", "advice.detachedHead=false", "checkout", "-q", "FETCH_HEAD"],
+    ]
+    for argv in steps:
+        result = run_process(argv, cwd=dest, env=env, secrets=secrets, stream=False)
+        if result.returncode != 0:
+            shutil.rmtree(dest, ignore_errors=True)
+            raise PrefectStacksError(
+                f"could not check out {sha[:12]} of {block.full_name}: {result.stderr_tail()}"
+            )
+    return dest
+
+
+@task(cache_policy=NO_CACHE, task_run_name="build")
+def build(command: list[str], workdir: Path, number: int, sha: str) -> None:
+    result = run_process(
+        command,
+        cwd=workdir,
+        env={"PR_NUMBER": str(number), "GIT_SHA": sha, "ENVIRONMENT": env_name(number)},
+        prefix="build: ",
+    )
+    if result.returncode != 0:
+        raise PrefectStacksError(
+            f"build command {command[0]!r} failed (exit {result.returncode}): "
+            f"{result.stderr_tail()}"
+        )
+
+
+@task(cache_policy=NO_CACHE, task_run_name="smoke-check")
+def smoke_check(url: str, expect: str, timeout: float = 30.0) -> None:
+    """The page answers 200 and shows ``expect`` (the deployed commit)."""
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        try:
+            response = httpx.get(url, timeout=5)
+            if response.status_code == 200 and expect in response.text:
+                return
+            last = f"HTTP {response.status_code}, {expect!r} not on the page"
+        except httpx.HTTPError as exc:
+            last = f"{type(exc).__name__}: {exc}"
+        time.sleep(0.5)
+    raise PrefectStacksError(f"smoke check of {url} failed after {timeout:.0f} s: {last}")
+
+
+@flow(name=FEATURE_FLOW, flow_run_name="{repository}-pr-{number}-{sha:.7}")
+def feature_environment(
+    number: int,
+    sha: str,
+    repository: str,
+    stack: str = "local-webapp",
+    build_command: list[str] | None = None,
+    variables: dict[str, Any] | None = None,
+    smoke: bool = True,
+) -> dict[str, Any]:
+    """Deploy one commit of a pull request into its environment PR_<n>.
+
+    Args:
+        number: Pull request number.
+        sha: The head commit to deploy.
+        repository: Name of the GitHubRepository block.
+        stack: TerraformStack block to apply (variable `app_version` = the SHA).
+        build_command: Command run in the checkout before deploying (a list).
+        variables: Extra stack variables.
+        smoke: Check that the environment's URL answers and shows the SHA.
+    """
+    logger = get_run_logger()
+    name = env_name(number)
+    ledger = EnvironmentLedger()
+    env = ledger.get(name)
+    if not env.is_live or env.state == EnvironmentState.destroying:
+        logger.info("%s is %s: nothing to deploy", name, env.state.value)
+        return {"name": name, "state": env.state.value}
+    if env.desired_version and env.desired_version != sha:
+        logger.info("%s now wants %s: %s superseded", name, env.desired_version[:12], sha[:12])
+        return {"name": name, "state": "superseded"}
+    block = _github(repository)
+    context = status_context(number)
+    block.set_commit_status(sha, "pending", context, f"Deploying {name}", _run_url())
+    block.upsert_sticky_comment(number, COMMENT_MARKER, comment_body(env, sha, "deploying"))
+    start_deploy(name, ledger)
+    workdir: Path | None = None
+    try:
+        workdir = checkout(block, sha)
+        if build_command:
+            build(build_command, workdir, number, sha)
+        stack_block = load_stack(stack, {**(variables or {}), "app_version": sha})
+        with terraform_init(stack_block, name) as tf:
+            plan = terraform_plan(tf)
+            terraform_apply(tf, plan)
+            outputs = terraform_outputs(tf)
+        url = outputs.values.get("url")
+        url = url if isinstance(url, str) else None
+        if smoke and url:
+            smoke_check(url, sha)
+    except BaseException as exc:
+        env = finish_deploy(name, ledger, TEARDOWN_DEPLOYMENT, exc=exc, version=sha)
+        try:
+            block.set_commit_status(sha, "failure", context, f"{name}: deploy failed", _run_url())
+            detail = f"Deploy failed: `{type(exc).__name__}: {str(exc)[:500]}`"
+            block.upsert_sticky_comment(
+                number, COMMENT_MARKER, comment_body(env, sha, "failed", detail)
+            )
+        except Exception as report_exc:  # noqa: BLE001 - the deploy error matters more
+            logger.error("could not report the failure to GitHub: %s", report_exc)
+        raise
+    finally:
+        if workdir is not None:
+            shutil.rmtree(workdir, ignore_errors=True)
+    env = finish_deploy(name, ledger, TEARDOWN_DEPLOYMENT, url=url, version=sha)
+    if env.state != EnvironmentState.ready:
+        return {"name": name, "state": env.state.value}
+    block.set_commit_status(sha, "success", context, f"{name} is up to date", env.url)
+    block.upsert_sticky_comment(number, COMMENT_MARKER, comment_body(env, sha, "ready"))
+    logger.info("%s runs %s at %s", name, sha[:12], env.url)
+    return {"name": name, "url": env.url, "sha": sha, "state": "ready"}
+
+
+# --------------------------------------------------------------------------- cleanup
+
+
+@flow(name="feature-environment-cleanup", flow_run_name="cleanup-pr-{number}")
+def feature_environment_cleanup(number: int, repository: str, merged: bool = False) -> str:
+    """Destroy PR_<n> (stack, workspace, its deployment and queued runs) after the pull
+    request was merged or closed; say so on the pull request.
+
+    Args:
+        number: Pull request number.
+        repository: Name of the GitHubRepository block.
+        merged: The pull request was merged (else closed).
+    """
+    name = env_name(number)
+    ledger = EnvironmentLedger()
+    env = ledger.find(name)
+    if env is None:
+        get_run_logger().info("%s has no ledger entry: nothing to clean up", name)
+        return "already gone"
+    outcome = teardown(name, "requested", ledger=ledger)
+    if outcome not in ("destroyed", "already destroyed"):
+        raise PrefectStacksError(f"{name}: teardown {outcome}; it is retried")
+    block = _github(repository)
+    why = "merged" if merged else "closed"
+    env = ledger.get(name)
+    block.upsert_sticky_comment(
+        number,
+        COMMENT_MARKER,
+        comment_body(env, env.deployed_version or "-" * 12, "destroyed", f"Pull request {why}."),
+    )
+    if env.deployed_version:
+        block.set_commit_status(
+            env.deployed_version,
+            "success",
+            status_context(number),
+            f"{name} destroyed ({why})",
+            None,
+        )
+    return outcome

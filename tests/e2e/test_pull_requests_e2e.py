@@ -1,0 +1,218 @@
+"""A dedicated environment per pull request, end to end: the GitHub REST fake (a real
+HTTP server), a real local git repository holding the commits, real terraform with the
+local-webapp stack, a real Prefect server and process worker.
+
+pull requests 1 and 2 opened -> two environments answering with their SHA; a commit on 1
+-> its page shows the new SHA, its status is success, one comment (updated); two commits
+a second apart -> serialized, ends on the second; a failing listing (500, and an empty
+page while the API errors) -> nothing destroyed; 1 merged -> its environment, workspace
+and deployment are gone, 2 untouched.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import httpx
+import pytest
+from prefect import get_client
+from prefect.exceptions import ObjectNotFound
+from pydantic import SecretStr
+
+from prefect_stacks import stack_path
+from prefect_stacks.blocks.github import GitHubRepository
+from prefect_stacks.blocks.terraform import TerraformStack
+from prefect_stacks.environments import EnvironmentLedger, EnvironmentState
+from tests.conftest import require_tool
+from tests.fakes.github import FakeGitHub
+
+if TYPE_CHECKING:
+    from tests.e2e.conftest import E2E
+
+pytestmark = pytest.mark.e2e
+
+WATCHER = "pull-request-watcher/default"
+TOKEN = "ghp_e2e_" + uuid.uuid4().hex
+
+
+def git(*args: str, cwd: Path) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+class Repo:
+    def __init__(self, root: Path) -> None:
+        require_tool("git")
+        self.bare = root / "shop.git"
+        self.work = root / "shop"
+        git("init", "-q", "--bare", "-b", "main", str(self.bare), cwd=root)
+        git("clone", "-q", str(self.bare), str(self.work), cwd=root)
+        git("config", "user.name", "t", cwd=self.work)
+        git("config", "user.email", "t@example.com", cwd=self.work)
+        self.n = 0
+        self.commit("main")
+
+    def commit(self, branch: str) -> str:
+        self.n += 1
+        git("checkout", "-q", "-B", branch, cwd=self.work)
+        (self.work / "app.txt").write_text(f"{branch} {self.n}\n")
+        git("add", "app.txt", cwd=self.work)
+        git("commit", "-q", "-m", f"{branch} {self.n}", cwd=self.work)
+        git("push", "-q", "-f", "origin", branch, cwd=self.work)
+        return git("rev-parse", "HEAD", cwd=self.work)
+
+
+def page(url: str) -> str | None:
+    try:
+        response = httpx.get(url, timeout=2)
+    except httpx.HTTPError:
+        return None
+    return response.text if response.status_code == 200 else None
+
+
+def wait_for(what: str, predicate, timeout: float = 180.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def deployed(ledger: EnvironmentLedger, name: str, sha: str):
+    def check():
+        env = ledger.find(name)
+        if env and env.state == EnvironmentState.ready and env.deployed_version == sha:
+            return env
+        return None
+
+    return check
+
+
+def deployment_exists(name: str) -> bool:
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_deployment_by_name(name)
+            return True
+        except ObjectNotFound:
+            return False
+
+
+@pytest.mark.timeout(900)
+def test_pull_request_environments(e2e: E2E, tmp_path: Path):
+    ledger = EnvironmentLedger()
+    repo = Repo(tmp_path)
+    tag = uuid.uuid4().hex[:6]
+    stack = f"webapp-pr-{tag}"
+    state_dir = e2e.root / f"pr-state-{tag}"
+    # default run_dir and port are derived from the workspace: one per PR_<n>
+    TerraformStack(source=str(stack_path("local-webapp")), state_dir=str(state_dir)).save(stack)
+    with FakeGitHub(tokens={TOKEN: "bot"}, repos=["acme/shop"]) as gh:
+        block = f"gh-{tag}"
+        GitHubRepository(
+            owner="acme",
+            repo="shop",
+            token=SecretStr(TOKEN),
+            api_url=gh.api_url,
+            clone_url=str(repo.bare),
+            response_cache_block=f"gh-cache-{tag}",
+            retry_backoff=0.2,
+        ).save(block)
+        params = {"repository": block, "stack": stack, "watcher": f"pr-e2e-{tag}"}
+
+        def watch(expect_failure: bool = False):
+            run = e2e.run(WATCHER, params)
+            if expect_failure:
+                assert run.state.is_failed(), e2e.explain(run)
+            else:
+                assert run.state.is_completed(), e2e.explain(run)
+            return run
+
+        one_sha = repo.commit("feat/one")
+        two_sha = repo.commit("feat/$(touch${IFS}pwned);x`id`")  # shell characters in a branch
+        one = gh.open_pull_request("One", head="feat/one", sha=one_sha)
+        two = gh.open_pull_request("T" * 300, head="feat/$(touch${IFS}pwned);x`id`", sha=two_sha)
+        try:
+            watch()
+            env1 = wait_for("PR_1 deployed", deployed(ledger, f"PR_{one}", one_sha))
+            env2 = wait_for("PR_2 deployed", deployed(ledger, f"PR_{two}", two_sha))
+            assert one_sha in (page(env1.url) or "") and two_sha in (page(env2.url) or "")
+            assert not (repo.work / "pwned").exists() and not Path("pwned").exists()
+
+            # a commit on 1: new SHA on its page, status success, one comment (updated)
+            new_sha = repo.commit("feat/one")
+            gh.push(one, sha=new_sha)
+            watch()
+            env1 = wait_for("PR_1 redeployed", deployed(ledger, f"PR_{one}", new_sha))
+            assert new_sha in (page(env1.url) or "")
+            context = f"prefect-stacks/PR_{one}"
+            status = wait_for(
+                "status success",
+                lambda: (
+                    (s := gh.latest_statuses(new_sha).get(context))
+                    and s["state"] == "success"
+                    and s
+                ),
+                timeout=60,
+            )
+            assert status["target_url"] == env1.url
+            comments = gh.comments(one)
+            assert len(comments) == 1 and new_sha[:12] in comments[0]["body"]
+            assert "ready" in comments[0]["body"]
+
+            # two commits a second apart: serialized, ending on the second
+            first = repo.commit("feat/one")
+            gh.push(one, sha=first)
+            watch()
+            time.sleep(1)
+            second = repo.commit("feat/one")
+            gh.push(one, sha=second)
+            watch()
+            env1 = wait_for("PR_1 on the second commit", deployed(ledger, f"PR_{one}", second))
+            assert second in (page(env1.url) or "")
+            assert len(gh.comments(one)) == 1
+
+            # the listing fails: nothing is destroyed
+            gh.fail(100, status=500, path_prefix="/repos/acme/shop/pulls")
+            watch(expect_failure=True)
+            gh.reset()
+            gh.empty_listing_with_error()
+            watch(expect_failure=True)
+            gh.reset()
+            for number in (one, two):
+                env = ledger.get(f"PR_{number}")
+                assert env.state == EnvironmentState.ready and page(env.url), env
+
+            # 1 merged: environment, workspace and deployment gone; 2 untouched
+            url1 = env1.url
+            gh.merge(one)
+            watch()
+            wait_for(
+                "PR_1 destroyed",
+                lambda: ledger.get(f"PR_{one}").state == EnvironmentState.destroyed,
+            )
+            assert page(url1) is None
+            assert not (state_dir / "workspaces" / f"PR_{one}").exists()
+            assert not deployment_exists(f"feature-environment/PR_{one}")
+            env2 = ledger.get(f"PR_{two}")
+            assert env2.state == EnvironmentState.ready and two_sha in (page(env2.url) or "")
+            assert deployment_exists(f"feature-environment/PR_{two}")
+        finally:
+            for number in (one, two):
+                if gh.pull_request(number).state == "open":
+                    gh.close(number)
+            e2e.run(WATCHER, params)
+            wait_for(
+                "everything destroyed",
+                lambda: all(
+                    (e := ledger.find(f"PR_{n}")) is None or e.state == EnvironmentState.destroyed
+                    for n in (one, two)
+                ),
+                timeout=120,
+            )
