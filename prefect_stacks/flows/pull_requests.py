@@ -42,6 +42,7 @@ from prefect.client.schemas.objects import (
 )
 from prefect.deployments import run_deployment
 from prefect.deployments.runner import EntrypointType
+from prefect.exceptions import ObjectNotFound
 
 from prefect_stacks import events
 from prefect_stacks._git import git_binary
@@ -244,18 +245,24 @@ def deploy_pull_request(pr: PullRequest, settings: dict[str, Any], work_pool: st
                 desired_version=pr.head_sha,
             )
         )
-    deployment = feature_environment.to_deployment(
-        name=name,
-        parameters={"number": pr.number, **settings},
-        concurrency_limit=ConcurrencyLimitConfig(
-            limit=1, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE
-        ),
-        work_pool_name=work_pool,
-        entrypoint_type=EntrypointType.MODULE_PATH,
-        tags=[f"env:{name}", "project:prefect-stacks"],
-        description=f"Deploys each new commit of pull request #{pr.number} into {name}.",
-    )
-    deployment_id = str(deployment.apply())
+    deployment_id = _deployment_id(f"{FEATURE_FLOW}/{name}")
+    if deployment_id is None:
+        # Created once, never re-applied: re-applying replaces the deployment's
+        # concurrency limit, and a run holding the old one's slot would then overlap the
+        # next. The settings travel with each run's parameters instead.
+        deployment_id = str(
+            feature_environment.to_deployment(
+                name=name,
+                parameters={"number": pr.number, **settings},
+                concurrency_limit=ConcurrencyLimitConfig(
+                    limit=1, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE
+                ),
+                work_pool_name=work_pool,
+                entrypoint_type=EntrypointType.MODULE_PATH,
+                tags=[f"env:{name}", "project:prefect-stacks"],
+                description=f"Deploys each new commit of pull request #{pr.number} into {name}.",
+            ).apply()
+        )
 
     def record(e: Environment) -> None:
         e.desired_version = pr.head_sha
@@ -266,12 +273,20 @@ def deploy_pull_request(pr: PullRequest, settings: dict[str, Any], work_pool: st
     _delete_queued_runs(deployment_id)
     run = run_deployment(
         f"{FEATURE_FLOW}/{name}",
-        parameters={"sha": pr.head_sha},
+        parameters={"number": pr.number, **settings, "sha": pr.head_sha},
         timeout=0,
         as_subflow=False,
         tags=[f"env:{name}", f"sha:{pr.head_sha[:12]}"],
     )
     return str(run.id)
+
+
+def _deployment_id(full_name: str) -> str | None:
+    with get_client(sync_client=True) as client:
+        try:
+            return str(client.read_deployment_by_name(full_name).id)
+        except ObjectNotFound:
+            return None
 
 
 def _delete_queued_runs(deployment_id: str) -> list[str]:

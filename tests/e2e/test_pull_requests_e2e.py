@@ -95,6 +95,16 @@ def deployed(ledger: EnvironmentLedger, name: str, sha: str):
     return check
 
 
+def runs_of(deployment: str) -> list:
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+
+    with get_client(sync_client=True) as client:
+        deployment_id = client.read_deployment_by_name(deployment).id
+        return client.read_flow_runs(
+            deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id]))
+        )
+
+
 def deployment_exists(name: str) -> bool:
     with get_client(sync_client=True) as client:
         try:
@@ -177,6 +187,15 @@ def test_pull_request_environments(e2e: E2E, tmp_path: Path):
             env1 = wait_for("PR_1 on the second commit", deployed(ledger, f"PR_{one}", second))
             assert second in (page(env1.url) or "")
             assert len(gh.comments(one)) == 1
+            # serialized: no two runs of PR_1's deployment were running at once
+            spans = sorted(
+                (r.start_time, r.end_time)
+                for r in runs_of(f"feature-environment/PR_{one}")
+                if r.start_time is not None
+            )
+            assert len(spans) >= 3
+            for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
+                assert end is not None and end <= start, spans
 
             # the listing fails: nothing is destroyed
             gh.fail(100, status=500, path_prefix="/repos/acme/shop/pulls")
