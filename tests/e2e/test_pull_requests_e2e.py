@@ -172,9 +172,14 @@ def test_pull_request_environments(e2e: E2E, tmp_path: Path):
                 timeout=60,
             )
             assert status["target_url"] == env1.url
-            comments = gh.comments(one)
-            assert len(comments) == 1 and new_sha[:12] in comments[0]["body"]
-            assert "ready" in comments[0]["body"]
+            wait_for(
+                "the comment to say ready",
+                lambda: any(
+                    "**ready**" in c["body"] and new_sha[:12] in c["body"] for c in gh.comments(one)
+                ),
+                timeout=60,
+            )
+            assert len(gh.comments(one)) == 1  # updated, not a second one
 
             # two commits a second apart: serialized, ending on the second
             first = repo.commit("feat/one")
@@ -221,6 +226,19 @@ def test_pull_request_environments(e2e: E2E, tmp_path: Path):
             assert not deployment_exists(f"feature-environment/PR_{one}")
             env2 = ledger.get(f"PR_{two}")
             assert env2.state == EnvironmentState.ready and two_sha in (page(env2.url) or "")
+            assert deployment_exists(f"feature-environment/PR_{two}")
+
+            # 2 closed, then reopened: destroyed, then recreated on its head commit
+            gh.close(two)
+            watch()
+            wait_for(
+                "PR_2 destroyed",
+                lambda: ledger.get(f"PR_{two}").state == EnvironmentState.destroyed,
+            )
+            gh.reopen(two)
+            watch()
+            env2 = wait_for("PR_2 recreated", deployed(ledger, f"PR_{two}", two_sha))
+            assert two_sha in (page(env2.url) or "")
             assert deployment_exists(f"feature-environment/PR_{two}")
         finally:
             for number in (one, two):
