@@ -134,7 +134,14 @@ def test_pull_request_environments(e2e: E2E, tmp_path: Path):
             response_cache_block=f"gh-cache-{tag}",
             retry_backoff=0.2,
         ).save(block)
-        params = {"repository": block, "stack": stack, "watcher": f"pr-e2e-{tag}"}
+        params = {
+            "repository": block,
+            "stack": stack,
+            "watcher": f"pr-e2e-{tag}",
+            # the stack derives run dir and port from workspace + name: unique per test
+            # run, so two runs on one machine (a laptop and CI) cannot share a server
+            "variables": {"name": f"e2e-{tag}"},
+        }
 
         def watch(expect_failure: bool = False):
             run = e2e.run(WATCHER, params)
