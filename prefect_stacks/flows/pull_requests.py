@@ -41,7 +41,7 @@ from prefect.client.schemas.objects import (
     StateType,
 )
 from prefect.deployments import run_deployment
-from prefect.deployments.runner import EntrypointType
+from prefect.deployments.runner import DeploymentApplyError, EntrypointType
 from prefect.exceptions import ObjectNotFound
 
 from prefect_stacks import events
@@ -250,19 +250,25 @@ def deploy_pull_request(pr: PullRequest, settings: dict[str, Any], work_pool: st
         # Created once, never re-applied: re-applying replaces the deployment's
         # concurrency limit, and a run holding the old one's slot would then overlap the
         # next. The settings travel with each run's parameters instead.
-        deployment_id = str(
-            feature_environment.to_deployment(
-                name=name,
-                parameters={"number": pr.number, **settings},
-                concurrency_limit=ConcurrencyLimitConfig(
-                    limit=1, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE
-                ),
-                work_pool_name=work_pool,
-                entrypoint_type=EntrypointType.MODULE_PATH,
-                tags=[f"env:{name}", "project:prefect-stacks"],
-                description=f"Deploys each new commit of pull request #{pr.number} into {name}.",
-            ).apply()
+        deployment = feature_environment.to_deployment(
+            name=name,
+            parameters={"number": pr.number, **settings},
+            concurrency_limit=ConcurrencyLimitConfig(
+                limit=1, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE
+            ),
+            work_pool_name=work_pool,
+            entrypoint_type=EntrypointType.MODULE_PATH,
+            tags=[f"env:{name}", "project:prefect-stacks"],
+            description=f"Deploys each new commit of pull request #{pr.number} into {name}.",
         )
+        try:
+            deployment_id = str(deployment.apply())
+        except DeploymentApplyError as exc:
+            raise ConfigurationError(
+                f"could not create deployment {FEATURE_FLOW}/{name}: {exc} (the "
+                f"pull-request-watcher parameter work_pool names the pool; `prefect work-pool "
+                f"ls` lists them)"
+            ) from exc
 
     def record(e: Environment) -> None:
         e.desired_version = pr.head_sha
