@@ -237,3 +237,35 @@ def read_events(
         if len(found) >= at_least or time.monotonic() > deadline:
             return found
         time.sleep(0.3)
+
+
+def git(*args: str, cwd: Path) -> str:
+    """Run real git (argv, no shell); its stdout."""
+    return subprocess.run(
+        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+class GitRepo:
+    """A bare repository (what watchers poll and flows clone) and a working clone to
+    commit from, with real git."""
+
+    def __init__(self, root: Path, name: str = "origin") -> None:
+        require_tool("git")
+        self.bare = root / f"{name}.git"
+        self.work = root / f"{name}-work"
+        git("init", "-q", "--bare", "-b", "main", str(self.bare), cwd=root)
+        git("clone", "-q", str(self.bare), str(self.work), cwd=root)
+        git("config", "user.name", "t", cwd=self.work)
+        git("config", "user.email", "t@example.com", cwd=self.work)
+        self.count = 0
+
+    def commit(self, branch: str = "main") -> str:
+        """A new commit on ``branch`` (created if needed), pushed; returns its SHA."""
+        self.count += 1
+        git("checkout", "-q", "-B", branch, cwd=self.work)
+        (self.work / "change.txt").write_text(f"{branch} {self.count}\n")
+        git("add", "change.txt", cwd=self.work)
+        git("commit", "-q", "-m", f"{branch} {self.count}", cwd=self.work)
+        git("push", "-q", "-f", "origin", branch, cwd=self.work)
+        return git("rev-parse", "HEAD", cwd=self.work)

@@ -11,7 +11,6 @@ and deployment are gone, 2 untouched.
 
 from __future__ import annotations
 
-import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -27,7 +26,7 @@ from prefect_stacks import stack_path
 from prefect_stacks.blocks.github import GitHubRepository
 from prefect_stacks.blocks.terraform import TerraformStack
 from prefect_stacks.environments import EnvironmentLedger, EnvironmentState
-from tests.conftest import require_tool
+from tests.conftest import GitRepo
 from tests.fakes.github import FakeGitHub
 
 if TYPE_CHECKING:
@@ -37,34 +36,6 @@ pytestmark = pytest.mark.e2e
 
 WATCHER = "pull-request-watcher/default"
 TOKEN = "ghp_e2e_" + uuid.uuid4().hex
-
-
-def git(*args: str, cwd: Path) -> str:
-    return subprocess.run(
-        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
-    ).stdout.strip()
-
-
-class Repo:
-    def __init__(self, root: Path) -> None:
-        require_tool("git")
-        self.bare = root / "shop.git"
-        self.work = root / "shop"
-        git("init", "-q", "--bare", "-b", "main", str(self.bare), cwd=root)
-        git("clone", "-q", str(self.bare), str(self.work), cwd=root)
-        git("config", "user.name", "t", cwd=self.work)
-        git("config", "user.email", "t@example.com", cwd=self.work)
-        self.n = 0
-        self.commit("main")
-
-    def commit(self, branch: str) -> str:
-        self.n += 1
-        git("checkout", "-q", "-B", branch, cwd=self.work)
-        (self.work / "app.txt").write_text(f"{branch} {self.n}\n")
-        git("add", "app.txt", cwd=self.work)
-        git("commit", "-q", "-m", f"{branch} {self.n}", cwd=self.work)
-        git("push", "-q", "-f", "origin", branch, cwd=self.work)
-        return git("rev-parse", "HEAD", cwd=self.work)
 
 
 def page(url: str) -> str | None:
@@ -117,7 +88,8 @@ def deployment_exists(name: str) -> bool:
 @pytest.mark.timeout(900)
 def test_pull_request_environments(e2e: E2E, tmp_path: Path):
     ledger = EnvironmentLedger()
-    repo = Repo(tmp_path)
+    repo = GitRepo(tmp_path, "shop")
+    repo.commit("main")
     tag = uuid.uuid4().hex[:6]
     stack = f"webapp-pr-{tag}"
     state_dir = e2e.root / f"pr-state-{tag}"

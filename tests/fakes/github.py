@@ -73,9 +73,11 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
+
+from tests.fakes._server import FakeServer
 
 DOCS = "https://docs.github.com/rest"
 RATE_DOCS = "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api"
@@ -209,7 +211,7 @@ def _is_pulls_listing(method: str, path: str, query: dict[str, str]) -> bool:
     return method == "GET" and len(parts) == 4 and parts[0] == "repos" and parts[3] == "pulls"
 
 
-class FakeGitHub:
+class FakeGitHub(FakeServer):
     """The fake server. Use it as a context manager, or call :meth:`start`/:meth:`stop`.
 
     Args:
@@ -241,7 +243,7 @@ class FakeGitHub:
             self._tokens.setdefault(token, "read-only-bot")
         self.rate_limit = rate_limit
         self.anonymous_rate_limit = anonymous_rate_limit
-        self._host, self._port = host, port
+        self._init_server(host, port)
         self._lock = threading.RLock()
         self._repos: dict[str, FakeRepo] = {}
         self._repos_by_id: dict[int, FakeRepo] = {}
@@ -251,47 +253,8 @@ class FakeGitHub:
         self._faults: list[_Fault] = []
         self._requests: list[RecordedRequest] = []
         self._seq = 1000
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
         for full_name in repos:
             self.add_repository(full_name)
-
-    # ------------------------------------------------------------------ lifecycle
-    def start(self) -> FakeGitHub:
-        if self._server is not None:
-            return self
-        handler = type("Handler", (_Handler,), {"fake": self})
-        server = ThreadingHTTPServer((self._host, self._port), handler)
-        server.daemon_threads = True
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is None:
-            return
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = None
-        self._thread = None
-
-    def __enter__(self) -> FakeGitHub:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def base_url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("FakeGitHub is not started")
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
 
     @property
     def api_url(self) -> str:
@@ -1372,6 +1335,9 @@ def main(argv: list[str] | None = None) -> None:
                 time.sleep(3600)
         except KeyboardInterrupt:
             pass
+
+
+FakeGitHub.handler = _Handler
 
 
 if __name__ == "__main__":

@@ -43,9 +43,11 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from tests.fakes._server import FakeServer
 
 MAX_BLOCKS = 50
 MAX_HEADER_TEXT = 150
@@ -201,7 +203,7 @@ def _check_text(obj: Any, pointer: str, limit: int, *, plain: bool = False) -> l
     return []
 
 
-class FakeSlack:
+class FakeSlack(FakeServer):
     """The fake server. Use it as a context manager, or call :meth:`start`/:meth:`stop`.
 
     Args:
@@ -241,54 +243,13 @@ class FakeSlack:
         self._not_member = {self._channel_id(c) or c.lstrip("#") for c in not_member}
         self._webhooks = {w if w.startswith("/") else f"/{w}" for w in webhooks}
         self.team_id = team_id
-        self._host = host
-        self._port = port
+        self._init_server(host, port)
         self._lock = threading.Lock()
         self._messages: list[RecordedMessage] = []
         self._requests: list[RecordedRequest] = []
         self._faults: list[tuple[str, Any]] = []  # ("429", retry_after) | ("500", None) | ...
         self._api_errors: list[str] = []
         self._seq = 0
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    # ------------------------------------------------------------------ lifecycle
-    def start(self) -> FakeSlack:
-        if self._server is not None:
-            return self
-        handler = type("Handler", (_Handler,), {"fake": self})
-        server = ThreadingHTTPServer((self._host, self._port), handler)
-        server.daemon_threads = True
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is None:
-            return
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = None
-        self._thread = None
-
-    def __enter__(self) -> FakeSlack:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    # ------------------------------------------------------------------ addresses
-    @property
-    def base_url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("FakeSlack is not started")
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
 
     @property
     def api_url(self) -> str:
@@ -618,6 +579,9 @@ def main(argv: list[str] | None = None) -> None:
                 time.sleep(3600)
         except KeyboardInterrupt:
             pass
+
+
+FakeSlack.handler = _Handler
 
 
 if __name__ == "__main__":

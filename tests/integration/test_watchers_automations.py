@@ -6,7 +6,6 @@ end-to-end path with a worker is in tests/e2e."""
 
 from __future__ import annotations
 
-import subprocess
 import textwrap
 import time
 import uuid
@@ -20,43 +19,14 @@ from prefect_stacks import automations, events
 from prefect_stacks.exceptions import ConfigurationError
 from prefect_stacks.flows.stacks import stack_plan
 from prefect_stacks.flows.watchers import git_watcher
-from tests.conftest import require_tool
+from tests.conftest import GitRepo, git
 
 pytestmark = pytest.mark.integration
 
 
-def git(*args: str, cwd: Path) -> str:
-    return subprocess.run(
-        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
-    ).stdout.strip()
-
-
-class Repo:
-    """A bare repository (what the watcher polls) and a clone to commit from."""
-
-    def __init__(self, root: Path) -> None:
-        require_tool("git")
-        self.bare = root / "origin.git"
-        self.work = root / "work"
-        git("init", "-q", "--bare", "-b", "main", str(self.bare), cwd=root)
-        git("clone", "-q", str(self.bare), str(self.work), cwd=root)
-        for key, value in (("user.name", "t"), ("user.email", "t@example.com")):
-            git("config", key, value, cwd=self.work)
-        self.count = 0
-
-    def commit(self, branch: str = "main") -> str:
-        self.count += 1
-        git("checkout", "-q", "-B", branch, cwd=self.work)
-        (self.work / "file.txt").write_text(f"change {self.count}\n")
-        git("add", "file.txt", cwd=self.work)
-        git("commit", "-q", "-m", f"change {self.count}", cwd=self.work)
-        git("push", "-q", "origin", branch, cwd=self.work)
-        return git("rev-parse", "HEAD", cwd=self.work)
-
-
 @pytest.fixture
-def repo(tmp_path: Path) -> Repo:
-    return Repo(tmp_path)
+def repo(tmp_path: Path) -> GitRepo:
+    return GitRepo(tmp_path)
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +62,7 @@ def wait_for_runs(deployment: str, count: int, timeout: float = 30.0) -> list:
 
 
 def test_two_commits_two_events_two_runs_and_a_quiet_rerun(
-    repo: Repo, plan_deployment: str, tmp_path: Path
+    repo: GitRepo, plan_deployment: str, tmp_path: Path
 ):
     repository = str(repo.bare)
     first = repo.commit()
@@ -144,7 +114,9 @@ def test_two_commits_two_events_two_runs_and_a_quiet_rerun(
     assert len(runs_of(plan_deployment)) == len(runs)
 
 
-def test_state_is_kept_when_the_server_refuses_the_event(repo: Repo, prefect_harness, monkeypatch):
+def test_state_is_kept_when_the_server_refuses_the_event(
+    repo: GitRepo, prefect_harness, monkeypatch
+):
     repository = str(repo.bare)
     repo.commit()
     watcher = "git-test-" + uuid.uuid4().hex[:6]
@@ -164,7 +136,7 @@ def test_state_is_kept_when_the_server_refuses_the_event(repo: Repo, prefect_har
     assert events.WatcherState(watcher).load()["main"] == sha
 
 
-def test_branch_patterns_new_branches_and_no_baseline(repo: Repo, prefect_harness):
+def test_branch_patterns_new_branches_and_no_baseline(repo: GitRepo, prefect_harness):
     repository = str(repo.bare)
     repo.commit("main")
     repo.commit("release/1.0")
