@@ -107,6 +107,9 @@ def test_up_twice_reuses_everything_then_down(tmp_path, prefect_stacks_cli):
             ]
         )
         assert {d.work_pool_name for d in deployments} == {"local"}
+        watcher = next(d for d in deployments if flows[d.flow_id] == "pull-request-watcher")
+        assert watcher.global_concurrency_limit is not None
+        assert watcher.global_concurrency_limit.limit == 1
         assert all("project:prefect-stacks" in d.tags for d in deployments)
 
         stopped = cli("down", "--home", str(config.home), timeout=60)

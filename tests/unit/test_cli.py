@@ -200,6 +200,11 @@ def test_prefect_yaml_declares_the_stack_deployments():
     # demo-environment schedules runs of this exact name
     assert flows["environment-teardown"]["name"] == "default"
     assert flows["environment-janitor"]["schedules"] == [{"interval": 300, "active": True}]
+    # two watcher runs at once could create one PR's deployment twice
+    assert flows["pull-request-watcher"]["concurrency_limit"] == {
+        "limit": 1,
+        "collision_strategy": "ENQUEUE",
+    }
     for item in flows.values():
         assert item["work_pool"]["name"] == "local"
         assert "project:prefect-stacks" in item["tags"]
