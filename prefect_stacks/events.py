@@ -410,6 +410,27 @@ async def _loop_client() -> Any:
     return client
 
 
+class _EmitRetry:
+    """The one retry policy of :func:`emit` and :func:`aemit`: transport errors and
+    5xx/429/408 are retried with doubling waits (0.25 s up to 2 s) until
+    ``deadline_seconds``; anything else, or the deadline, is :class:`EmitError`."""
+
+    def __init__(self, count: int, deadline_seconds: float) -> None:
+        self.count = count
+        self.deadline = time.monotonic() + deadline_seconds
+        self.delay = 0.25
+
+    def wait_after(self, exc: Exception) -> float:
+        """Seconds to wait before the next attempt; raises EmitError when there is none."""
+        if not _retryable(exc) or self.deadline - time.monotonic() <= self.delay:
+            raise EmitError(
+                f"the Prefect server did not accept {self.count} event(s): "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+        delay, self.delay = self.delay, min(self.delay * 2, 2.0)
+        return delay
+
+
 async def aemit(events: list[Event], *, deadline_seconds: float = 8.0) -> None:
     """Post ``events`` to the Prefect server (``POST /api/events``) and return once it
     accepted them. Unlike Prefect's ``emit_event`` (fire and forget: a server that is
@@ -419,23 +440,15 @@ async def aemit(events: list[Event], *, deadline_seconds: float = 8.0) -> None:
     if not events:
         return
     body = _payload(events)
-    start = time.monotonic()
-    delay = 0.25
+    retry = _EmitRetry(len(events), deadline_seconds)
     while True:
         try:
             client = await _loop_client()
             response = await client._client.post("/events", json=body)
             response.raise_for_status()
             return
-        except Exception as exc:  # noqa: BLE001 - classified below
-            left = deadline_seconds - (time.monotonic() - start)
-            if not _retryable(exc) or left <= delay:
-                raise EmitError(
-                    f"the Prefect server did not accept {len(events)} event(s): "
-                    f"{type(exc).__name__}: {exc}"
-                ) from exc
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 2.0)
+        except Exception as exc:  # noqa: BLE001 - classified by the retry policy
+            await asyncio.sleep(retry.wait_after(exc))
 
 
 def emit(events: list[Event], *, deadline_seconds: float = 8.0) -> None:
@@ -443,23 +456,15 @@ def emit(events: list[Event], *, deadline_seconds: float = 8.0) -> None:
     if not events:
         return
     body = _payload(events)
-    start = time.monotonic()
-    delay = 0.25
+    retry = _EmitRetry(len(events), deadline_seconds)
     while True:
         try:
             with get_client(sync_client=True) as client:
                 response = client._client.post("/events", json=body)
                 response.raise_for_status()
             return
-        except Exception as exc:  # noqa: BLE001
-            left = deadline_seconds - (time.monotonic() - start)
-            if not _retryable(exc) or left <= delay:
-                raise EmitError(
-                    f"the Prefect server did not accept {len(events)} event(s): "
-                    f"{type(exc).__name__}: {exc}"
-                ) from exc
-            time.sleep(delay)
-            delay = min(delay * 2, 2.0)
+        except Exception as exc:  # noqa: BLE001 - classified by the retry policy
+            time.sleep(retry.wait_after(exc))
 
 
 # --------------------------------------------------------------------------- watcher state
