@@ -19,7 +19,11 @@ Teardown itself (terraform destroy, Prefect objects, Slack) is in
 from __future__ import annotations
 
 import hashlib
+import logging
+import random
 import re
+import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
@@ -35,7 +39,8 @@ from prefect.client.schemas.actions import (
     VariableCreate,
     VariableUpdate,
 )
-from prefect.concurrency.sync import concurrency
+from prefect.client.schemas.objects import ConcurrencyLeaseHolder
+from prefect.context import FlowRunContext, TaskRunContext
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from pydantic import BaseModel, Field
 
@@ -55,6 +60,14 @@ LOCK_LEASE_SECONDS = 60  # the server minimum
 # lease-revocation loop (every 15 s) has run: up to ~75 s. A waiter must outlast that,
 # or it fails with LedgerError exactly when the lease was meant to rescue it.
 LOCK_TIMEOUT_SECONDS = 120
+# Waiters poll the stripe themselves, every 0.05 s at first and at most every
+# LOCK_POLL_MAX_SECONDS. Prefect's own retry sleeps for the server's Retry-After, which
+# grows with the limit's average occupancy and its denied tries (up to 30 s + 30 %
+# jitter): after a killed holder, queued waiters slept through most of the time the
+# stripe was free, and one ran out its timeout behind three others (bench/ledger_lock.py).
+LOCK_POLL_FIRST_SECONDS = 0.05
+LOCK_POLL_MAX_SECONDS = 1.0
+LOCK_RENEW_SECONDS = LOCK_LEASE_SECONDS / 2  # a held stripe's lease is renewed this often
 TEARDOWN_DEPLOYMENT = "environment-teardown/default"
 MAX_TTL = timedelta(days=90)
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
@@ -172,6 +185,109 @@ def variable_name(name: str) -> str:
     return VARIABLE_PREFIX + validate_name(name).lower()
 
 
+class LimitBusy(TimeoutError):
+    """A global concurrency limit stayed full for the whole wait."""
+
+
+@contextmanager
+def hold_limit(limit: str, timeout_seconds: float) -> Iterator[None]:
+    """Hold one slot of the global concurrency limit ``limit``, leased for
+    ``LOCK_LEASE_SECONDS`` and renewed while held, so a killed holder frees it.
+
+    Prefect's ``concurrency()`` waits by sleeping the server's Retry-After (up to 39 s),
+    and with ``max_retries=0`` it logs every refusal as an ERROR; so this speaks the same
+    lease API itself: one ``increment-with-lease`` per try, polled with a short capped
+    backoff, so a waiter takes the slot within ``LOCK_POLL_MAX_SECONDS`` of it being
+    freed. Raises :class:`LimitBusy` after ``timeout_seconds``."""
+    with get_client(sync_client=True) as client:
+        lease_id = _acquire_lease(client, limit, timeout_seconds)
+        stop = threading.Event()
+        renewer = threading.Thread(
+            target=_renew_lease,
+            args=(lease_id, limit, stop),
+            name=f"lease-{limit}",
+            daemon=True,
+        )
+        renewer.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            renewer.join()
+            try:
+                client.release_concurrency_slots_with_lease(lease_id)
+            except (httpx.HTTPError, OSError) as exc:
+                # the lease frees the slot anyway, LOCK_LEASE_SECONDS from now
+                _log().warning("could not release %s (%s); its lease will", limit, exc)
+
+
+def _acquire_lease(client: SyncPrefectClient, limit: str, timeout_seconds: float) -> UUID:
+    holder = _lease_holder()
+    deadline = time.monotonic() + timeout_seconds
+    wait = LOCK_POLL_FIRST_SECONDS
+    while True:
+        try:
+            response = client.increment_concurrency_slots_with_lease(
+                names=[limit],
+                slots=1,
+                mode="concurrency",
+                lease_duration=LOCK_LEASE_SECONDS,
+                holder=holder,
+            )
+        except httpx.HTTPStatusError as exc:
+            if exc.response.status_code != 423:
+                raise
+        else:
+            body = response.json()
+            if not body.get("limits"):
+                raise ConfigurationError(
+                    f"global concurrency limit {limit!r} does not exist or is inactive"
+                )
+            return UUID(body["lease_id"])
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise LimitBusy(f"{limit!r} stayed busy for {timeout_seconds}s")
+        time.sleep(min(remaining, random.uniform(wait / 2, wait)))
+        wait = min(wait * 2, LOCK_POLL_MAX_SECONDS)
+
+
+def _renew_lease(lease_id: UUID, limit: str, stop: threading.Event) -> None:
+    """Renew every LOCK_RENEW_SECONDS while held; a failed renewal is retried at the
+    next beat (the lease has time left). A lease the server no longer knows (410) is
+    said loudly: another writer may be in the stripe."""
+    with get_client(sync_client=True) as client:
+        while not stop.wait(LOCK_RENEW_SECONDS):
+            try:
+                client.renew_concurrency_lease(lease_id=lease_id, lease_duration=LOCK_LEASE_SECONDS)
+            except httpx.HTTPStatusError as exc:
+                if exc.response.status_code == 410:
+                    _log().error(
+                        "the lease on %s lapsed while held (no renewal reached the "
+                        "server for %ss): another ledger writer may be in this stripe",
+                        limit,
+                        LOCK_LEASE_SECONDS,
+                    )
+                    return
+                _log().warning("could not renew the lease on %s: %s", limit, exc)
+            except (httpx.HTTPError, OSError) as exc:
+                _log().warning("could not renew the lease on %s: %s", limit, exc)
+
+
+def _lease_holder() -> ConcurrencyLeaseHolder | None:
+    """The flow or task run holding the slot, so `prefect gcl inspect` can name it."""
+    task = TaskRunContext.get()
+    if task is not None and task.task_run is not None:
+        return ConcurrencyLeaseHolder(type="task_run", id=task.task_run.id)
+    flow = FlowRunContext.get()
+    if flow is not None and flow.flow_run is not None:
+        return ConcurrencyLeaseHolder(type="flow_run", id=flow.flow_run.id)
+    return None
+
+
+def _log() -> logging.Logger:
+    return logging.getLogger("prefect_stacks.environments")
+
+
 def _lock_name(name: str) -> str:
     stripe = int(hashlib.sha1(name.lower().encode()).hexdigest(), 16) % LOCK_STRIPES
     return f"{LOCK_PREFIX}{stripe:02d}"
@@ -222,18 +338,13 @@ class EnvironmentLedger:
         with self._session() as client:
             self._ensure_lock(client, lock)
         try:
-            with concurrency(
-                lock,
-                occupy=1,
-                timeout_seconds=LOCK_TIMEOUT_SECONDS,
-                lease_duration=LOCK_LEASE_SECONDS,
-                strict=True,
-            ):
+            with hold_limit(lock, LOCK_TIMEOUT_SECONDS):
                 yield
-        except TimeoutError as exc:
+        except LimitBusy as exc:
             raise LedgerError(
-                f"could not lock the ledger entry of {name!r} within {LOCK_TIMEOUT_SECONDS}s "
-                f"(global concurrency limit {lock!r} is busy)"
+                f"could not lock the ledger entry of {name!r} within "
+                f"{LOCK_TIMEOUT_SECONDS}s (global concurrency limit {lock!r} is busy; "
+                f"`prefect gcl inspect {lock}` shows its slots)"
             ) from exc
 
     # ------------------------------------------------------------------ reading

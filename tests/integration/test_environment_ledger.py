@@ -158,3 +158,76 @@ def test_durations():
     assert format_duration(timedelta(seconds=75)) == "1m15s"
     assert format_duration(timedelta(seconds=-30)) == "-30s"
     assert format_duration(None) == "never"
+
+
+def test_a_busy_lock_is_a_clear_error_and_changes_nothing(prefect_harness, monkeypatch):
+    import prefect_stacks.environments as environments
+
+    ledger = EnvironmentLedger()
+    name = _name("busy")
+    ledger.create(_env(name))
+    monkeypatch.setattr(environments, "LOCK_TIMEOUT_SECONDS", 1.5)
+    with ledger.lock(name):  # another writer holds the stripe
+        with pytest.raises(LedgerError, match=r"within 1.5s .*prefect-stacks-ledger-\d\d"):
+            ledger.update(name, lambda e: setattr(e, "owner", "mallory"))
+    got = ledger.get(name)
+    assert got.owner is None and got.revision == 1
+    # and the stripe is free again once its holder left
+    assert ledger.update(name, lambda e: setattr(e, "owner", "alice")).owner == "alice"
+
+
+def test_a_waiter_gets_the_lock_right_after_the_holder(prefect_harness):
+    ledger = EnvironmentLedger()
+    name = _name("handoff")
+    ledger.create(_env(name))
+    order: list[str] = []
+    holding = threading.Event()
+    release = threading.Event()
+
+    def holder() -> None:
+        with ledger.lock(name):
+            holding.set()
+            release.wait(10)
+            order.append("holder out")
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    assert holding.wait(30)
+    waiter = threading.Thread(
+        target=lambda: ledger.update(name, lambda e: order.append("waiter in"))
+    )
+    waiter.start()
+    waiter.join(1.0)
+    assert waiter.is_alive(), "the waiter got in while the stripe was held"
+    release.set()
+    thread.join(30)
+    waiter.join(30)
+    assert order == ["holder out", "waiter in"]
+
+
+def test_a_held_lock_renews_its_lease_and_releases_it(prefect_harness, monkeypatch):
+    import httpx
+    from prefect import get_client
+    from prefect.client.orchestration import SyncPrefectClient
+
+    import prefect_stacks.environments as environments
+
+    monkeypatch.setattr(environments, "LOCK_RENEW_SECONDS", 0.3)
+    leases: list = []
+    renew = SyncPrefectClient.renew_concurrency_lease
+
+    def recording_renew(self, lease_id, lease_duration):
+        response = renew(self, lease_id=lease_id, lease_duration=lease_duration)
+        leases.append(lease_id)  # only renewals the server accepted (204)
+        return response
+
+    monkeypatch.setattr(SyncPrefectClient, "renew_concurrency_lease", recording_renew)
+    ledger = EnvironmentLedger()
+    name = _name("lease")
+    with ledger.lock(name):
+        threading.Event().wait(1.5)
+    assert len(leases) >= 2 and len(set(leases)) == 1
+    # released: the server no longer knows the lease
+    with get_client(sync_client=True) as client, pytest.raises(httpx.HTTPStatusError) as err:
+        client.renew_concurrency_lease(lease_id=leases[0], lease_duration=60)
+    assert err.value.response.status_code == 410
