@@ -18,7 +18,9 @@ UP_ARGS ?=
 PYTEST_ARGS ?=
 
 # Debian packages the tests need; checked with dpkg, installed only if missing.
-APT_PACKAGES ?= git
+# docker.io: dockerd, started by the tests themselves (image builds); docker-registry:
+# Distribution, the registry images are pushed to.
+APT_PACKAGES ?= git docker.io docker-registry
 
 .PHONY: up down test lint system-deps clean
 

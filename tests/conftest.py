@@ -269,3 +269,116 @@ class GitRepo:
         git("commit", "-q", "-m", f"{branch} {self.count}", cwd=self.work)
         git("push", "-q", "-f", "origin", branch, cwd=self.work)
         return git("rev-parse", "HEAD", cwd=self.work)
+
+
+# ------------------------------------------------------------------ Docker + registry
+# dockerd runs when started by hand (Debian's docker.io; root): its own data and exec
+# roots and socket under a short temp dir (unix socket paths are limited to 108 bytes),
+# no iptables and no bridge (nothing here needs container networking). The registry
+# is Distribution (Debian's docker-registry) on a loopback port: Docker treats
+# 127.0.0.0/8 registries as insecure (plain HTTP) by default.
+
+
+def _wait_for(check, timeout: float, what: str, log: Path) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.2)
+    tail = log.read_text(errors="replace")[-3000:] if log.exists() else "(no log)"
+    pytest.fail(f"{what} did not start within {timeout:.0f}s:\n{tail}")
+
+
+@pytest.fixture(scope="session")
+def dockerd() -> Iterator[str]:
+    """A real Docker engine; yields its base URL (unix://...)."""
+    binary = shutil.which("dockerd") or (
+        "/usr/sbin/dockerd" if Path("/usr/sbin/dockerd").exists() else None
+    )
+    require(binary is not None, "dockerd is not installed (Debian package docker.io)")
+    require(os.geteuid() == 0, "dockerd needs root")
+    base = Path(tempfile.mkdtemp(prefix="psd-", dir="/tmp"))
+    sock = base / "docker.sock"
+    log = base / "dockerd.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [
+                str(binary),
+                f"--host=unix://{sock}",
+                f"--data-root={base / 'data'}",
+                f"--exec-root={base / 'x'}",
+                f"--pidfile={base / 'docker.pid'}",
+                "--iptables=false",
+                "--ip6tables=false",
+                "--bridge=none",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    url = f"unix://{sock}"
+
+    def ready() -> bool:
+        if proc.poll() is not None:
+            pytest.fail(f"dockerd exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        import docker
+
+        try:
+            client = docker.DockerClient(base_url=url, version="auto", timeout=5)
+        except Exception:
+            return False
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+
+    try:
+        _wait_for(ready, 60, "dockerd", log)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        subprocess.run(["umount", "-R", str(base / "data")], capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Distribution registry on loopback; yields its host:port."""
+    binary = shutil.which("docker-registry")
+    require(binary is not None, "docker-registry is not installed (Debian package docker-registry)")
+    base = tmp_path_factory.mktemp("registry")
+    port = free_port()
+    config = base / "config.yml"
+    config.write_text(
+        "version: 0.1\n"
+        "log:\n  level: warn\n"
+        f"storage:\n  filesystem:\n    rootdirectory: {base / 'data'}\n"
+        "  delete:\n    enabled: true\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n"
+    )
+    log = base / "registry.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [binary, "serve", str(config)], stdout=out, stderr=subprocess.STDOUT
+        )
+    import httpx
+
+    def ready() -> bool:
+        if proc.poll() is not None:
+            pytest.fail(f"docker-registry exited with {proc.returncode}:\n{log.read_text()}")
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/v2/", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        _wait_for(ready, 30, "docker-registry", log)
+        yield f"127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -9,9 +9,11 @@
   failed, was partial or came back empty while the API erred never closes anything.
 * ``feature-environment`` (one deployment per pull request, concurrency 1, queued): for
   one head commit: commit status pending -> clone at that commit (real git) -> build (a
-  command) -> apply the stack into workspace ``PR_<n>`` with the version = SHA -> smoke
-  check the URL -> status success/failure with the URL, and one sticky comment. A run
-  whose commit is no longer the newest does nothing: the newest one is queued behind it.
+  command, and/or an image built and pushed through prefect-docker, tagged with the SHA)
+  -> apply the stack into workspace ``PR_<n>`` with the version = SHA (and the image,
+  pinned by digest) -> smoke check the URL -> status success/failure with the URL, and
+  one sticky comment. A run whose commit is no longer the newest does nothing: the
+  newest one is queued behind it.
 * ``feature-environment-cleanup``: the environments teardown (stack, workspace, the
   deployment and its queued runs), then a final comment and status.
 """
@@ -45,7 +47,7 @@ from prefect.deployments.runner import DeploymentApplyError, EntrypointType
 from prefect.exceptions import ObjectNotFound
 
 from prefect_stacks import events
-from prefect_stacks._git import git_binary
+from prefect_stacks._git import git_binary, redact_url
 from prefect_stacks._process import run_process
 from prefect_stacks.blocks.github import GitHubRepository, PullRequest
 from prefect_stacks.blocks.terraform import (
@@ -69,6 +71,7 @@ from prefect_stacks.flows.environments import (
     teardown,
 )
 from prefect_stacks.flows.watchers import default_watcher_name
+from prefect_stacks.images import ImageBuild, build_image
 
 FEATURE_FLOW = "feature-environment"
 CLEANUP_DEPLOYMENT = "feature-environment-cleanup/default"
@@ -136,6 +139,7 @@ def pull_request_watcher(
     labels: list[str] | None = None,
     include_drafts: bool = False,
     build_command: list[str] | None = None,
+    image_build: ImageBuild | None = None,
     variables: dict[str, Any] | None = None,
     work_pool: str = "local",
     watcher: str | None = None,
@@ -151,6 +155,9 @@ def pull_request_watcher(
         include_drafts: Also draft pull requests.
         build_command: Command run in the checkout of each commit before deploying, as
             a list (e.g. ["make", "build"]); none when empty.
+        image_build: Build a container image of each commit (tag = SHA) on a
+            prefect-docker DockerHost, push it, and give the stack its reference pinned
+            by digest; none when empty.
         variables: Extra stack variables for every environment.
         work_pool: Work pool of the per-pull-request deployments.
         watcher: Name of the watcher's state; derived from the repository when empty.
@@ -175,6 +182,7 @@ def pull_request_watcher(
         "repository": repository,
         "stack": stack,
         "build_command": build_command,
+        "image_build": image_build.model_dump(mode="json") if image_build else None,
         "variables": variables or {},
     }
     for number, pr in sorted(wanted.items()):
@@ -370,6 +378,22 @@ def build(command: list[str], workdir: Path, number: int, sha: str) -> None:
         )
 
 
+@task(cache_policy=NO_CACHE, task_run_name="image-build")
+def build_and_push(spec: ImageBuild, workdir: Path, number: int, sha: str, source: str) -> str:
+    """The commit's image, tagged with its SHA and pushed; returns image:sha@digest."""
+    built = build_image(
+        spec,
+        workdir,
+        sha,
+        labels={
+            "org.opencontainers.image.revision": sha,
+            "org.opencontainers.image.source": source,
+            "dev.prefect-stacks.environment": env_name(number),
+        },
+    )
+    return built.reference
+
+
 @task(cache_policy=NO_CACHE, task_run_name="smoke-check")
 def smoke_check(url: str, expect: str, timeout: float = 30.0) -> None:
     """The page answers 200 and shows ``expect`` (the deployed commit)."""
@@ -394,6 +418,7 @@ def feature_environment(
     repository: str,
     stack: str = "local-webapp",
     build_command: list[str] | None = None,
+    image_build: ImageBuild | None = None,
     variables: dict[str, Any] | None = None,
     smoke: bool = True,
 ) -> dict[str, Any]:
@@ -405,6 +430,8 @@ def feature_environment(
         repository: Name of the GitHubRepository block.
         stack: TerraformStack block to apply (variable `app_version` = the SHA).
         build_command: Command run in the checkout before deploying (a list).
+        image_build: Build and push an image of the commit (tag = SHA) through
+            prefect-docker; the stack variable it names gets image:sha@digest.
         variables: Extra stack variables.
         smoke: Check that the environment's URL answers and shows the SHA.
     """
@@ -424,11 +451,17 @@ def feature_environment(
     block.upsert_sticky_comment(number, COMMENT_MARKER, comment_body(env, sha, "deploying"))
     start_deploy(name, ledger)
     workdir: Path | None = None
+    image: str | None = None
     try:
         workdir = checkout(block, sha)
         if build_command:
             build(build_command, workdir, number, sha)
-        stack_block = load_stack(stack, {**(variables or {}), "app_version": sha})
+        stack_variables = {**(variables or {}), "app_version": sha}
+        if image_build:
+            source = redact_url(block.get_clone_url())
+            image = build_and_push(image_build, workdir, number, sha, source)
+            stack_variables[image_build.variable] = image
+        stack_block = load_stack(stack, stack_variables)
         with terraform_init(stack_block, name) as tf:
             plan = terraform_plan(tf)
             terraform_apply(tf, plan)
@@ -455,9 +488,11 @@ def feature_environment(
     if env.state != EnvironmentState.ready:
         return {"name": name, "state": env.state.value}
     block.set_commit_status(sha, "success", context, f"{name} is up to date", env.url)
-    block.upsert_sticky_comment(number, COMMENT_MARKER, comment_body(env, sha, "ready"))
+    detail = f"Image `{image}`" if image else ""
+    block.upsert_sticky_comment(number, COMMENT_MARKER, comment_body(env, sha, "ready", detail))
     logger.info("%s runs %s at %s", name, sha[:12], env.url)
-    return {"name": name, "url": env.url, "sha": sha, "state": "ready"}
+    result = {"name": name, "url": env.url, "sha": sha, "state": "ready"}
+    return {**result, "image": image} if image else result
 
 
 # --------------------------------------------------------------------------- cleanup

@@ -36,6 +36,7 @@ resource "terraform_data" "webapp" {
   triggers_replace = {
     name    = local.name
     version = var.app_version
+    image   = var.image
     port    = local.port
     host    = var.host
     run_dir = local.run_dir
@@ -61,6 +62,7 @@ resource "terraform_data" "webapp" {
       "python3", "${path.module}/webapp.py",
       "--name=${local.name}",
       "--version=${var.app_version}",
+      "--image=${var.image}",
       "--port=${local.port}",
       "--host=${var.host}",
       "--run-dir=${local.run_dir}",

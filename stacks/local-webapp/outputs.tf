@@ -21,6 +21,11 @@ output "version" {
   value       = var.app_version
 }
 
+output "image" {
+  description = "Container image reference shown on the page (the image variable)."
+  value       = var.image
+}
+
 output "run_dir" {
   description = "Directory holding index.html, server.pid and server.log."
   value       = local.run_dir

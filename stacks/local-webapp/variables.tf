@@ -15,6 +15,13 @@ variable "app_version" {
   nullable    = false
 }
 
+variable "image" {
+  description = "Container image reference shown on the page (e.g. registry/app:sha@sha256:...), as a deploy would run it. Empty (the default) shows none."
+  type        = string
+  default     = ""
+  nullable    = false
+}
+
 variable "port" {
   description = "TCP port to listen on. 0 (the default) derives a stable port in 20000-39999 from the workspace and name."
   type        = number

@@ -197,8 +197,10 @@ def _log_tail(run_dir: Path, lines: int = 30) -> str:
 # --------------------------------------------------------------------------- commands
 
 
-def render_page(name: str, version: str) -> str:
+def render_page(name: str, version: str, image: str = "") -> str:
     n, v = html.escape(name, quote=True), html.escape(version, quote=True)
+    i = html.escape(image, quote=True)
+    image_line = f'<p class="image">image <code>{i}</code></p>\n' if image else ""
     return (
         "<!doctype html>\n"
         '<html lang="en">\n'
@@ -211,6 +213,7 @@ def render_page(name: str, version: str) -> str:
         "<body>\n"
         f"<h1>{n}</h1>\n"
         f'<p class="version">version {v}</p>\n'
+        f"{image_line}"
         "<p>Served by the prefect-stacks <code>local-webapp</code> stack.</p>\n"
         "</body>\n"
         "</html>\n"
@@ -235,7 +238,9 @@ def cmd_start(args: argparse.Namespace) -> int:
 
     run_dir.mkdir(parents=True, exist_ok=True)
 
-    (run_dir / PAGE_FILE).write_text(render_page(args.name, args.version), encoding="utf-8")
+    (run_dir / PAGE_FILE).write_text(
+        render_page(args.name, args.version, args.image or ""), encoding="utf-8"
+    )
     # The server runs from its own copy: the directory terraform ran in may be a
     # temporary copy of the stack that is deleted once terraform exits.
     server_script = run_dir / SERVER_SCRIPT
@@ -376,6 +381,7 @@ def main(argv: list[str] | None = None) -> int:
         common = argparse.ArgumentParser(add_help=False)
         common.add_argument("--name", default=default, help="environment name (start)")
         common.add_argument("--version", default=default, help="version shown (start)")
+        common.add_argument("--image", default=default, help="image reference shown (start)")
         common.add_argument("--port", type=int, default=default, help="TCP port (start)")
         common.add_argument("--host", default=default, help="bind address (127.0.0.1)")
         common.add_argument("--run-dir", default=default, help="directory for page, pid, log")

@@ -26,7 +26,7 @@ from prefect_stacks import stack_path
 from prefect_stacks.blocks.github import GitHubRepository
 from prefect_stacks.blocks.terraform import TerraformStack
 from prefect_stacks.environments import EnvironmentLedger, EnvironmentState
-from tests.conftest import GitRepo
+from tests.conftest import GitRepo, git
 from tests.fakes.github import FakeGitHub
 
 if TYPE_CHECKING:
@@ -230,5 +230,104 @@ def test_pull_request_environments(e2e: E2E, tmp_path: Path):
                     (e := ledger.find(f"PR_{n}")) is None or e.state == EnvironmentState.destroyed
                     for n in (one, two)
                 ),
+                timeout=120,
+            )
+
+
+@pytest.mark.timeout(900)
+def test_pull_request_images(e2e: E2E, dockerd: str, registry: str, tmp_path: Path):
+    """Each commit built into an image (prefect-docker, a real dockerd), pushed to a real
+    registry tagged with its SHA, and deployed pinned by digest; a commit whose build
+    fails leaves the running version in place and says why on the pull request."""
+    from prefect_docker import DockerHost
+
+    ledger = EnvironmentLedger()
+    repo = GitRepo(tmp_path, "images")
+    (repo.work / "Dockerfile").write_text("FROM scratch\nCOPY change.txt /change.txt\n")
+    git("add", "Dockerfile", cwd=repo.work)
+    repo.commit("main")
+    tag = uuid.uuid4().hex[:6]
+    stack = f"webapp-img-{tag}"
+    TerraformStack(
+        source=str(stack_path("local-webapp")), state_dir=str(e2e.root / f"img-state-{tag}")
+    ).save(stack)
+    DockerHost(base_url=dockerd).save(f"docker-{tag}")
+    image = f"{registry}/shop/web-{tag}"
+    with FakeGitHub(tokens={TOKEN: "bot"}, repos=["acme/images"]) as gh:
+        GitHubRepository(
+            owner="acme",
+            repo="images",
+            token=SecretStr(TOKEN),
+            api_url=gh.api_url,
+            clone_url=str(repo.bare),
+            retry_backoff=0.2,
+        ).save(f"gh-img-{tag}")
+        params = {
+            "repository": f"gh-img-{tag}",
+            "stack": stack,
+            "watcher": f"pr-img-{tag}",
+            "variables": {"name": f"img-{tag}"},
+            "image_build": {"image": image, "docker_host": f"docker-{tag}", "pull": False},
+        }
+
+        def watch():
+            run = e2e.run(WATCHER, params)
+            assert run.state.is_completed(), e2e.explain(run)
+
+        def pinned(sha: str) -> str:
+            digest = httpx.head(
+                f"http://{registry}/v2/shop/web-{tag}/manifests/{sha}",
+                headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
+                timeout=10,
+            ).headers["Docker-Content-Digest"]
+            return f"{image}:{sha}@{digest}"
+
+        first = repo.commit("feat/img")
+        number = gh.open_pull_request("Images", head="feat/img", sha=first)
+        name = f"PR_{number}"
+        try:
+            watch()
+            env = wait_for("the first image deployed", deployed(ledger, name, first))
+            reference = pinned(first)
+            assert f"image <code>{reference}</code>" in (page(env.url) or "")
+            assert any(f"Image `{reference}`" in c["body"] for c in gh.comments(number))
+
+            # a commit that does not build: the running version stays, GitHub is told
+            (repo.work / "Dockerfile").write_text("FROM scratch\nCOPY missing.txt /\n")
+            git("add", "Dockerfile", cwd=repo.work)
+            broken = repo.commit("feat/img")
+            gh.push(number, sha=broken)
+            watch()
+            context = f"prefect-stacks/{name}"
+            wait_for(
+                "status failure",
+                lambda: (s := gh.latest_statuses(broken).get(context)) and s["state"] == "failure",
+            )
+            assert any(
+                "**failed**" in c["body"] and "missing.txt" in c["body"]
+                for c in gh.comments(number)
+            )
+            env = ledger.get(name)
+            assert env.state == EnvironmentState.ready and env.deployed_version == first
+            assert f"image <code>{reference}</code>" in (page(env.url) or "")
+            tags = httpx.get(f"http://{registry}/v2/shop/web-{tag}/tags/list", timeout=10)
+            assert broken not in (tags.json().get("tags") or [])
+
+            # fixed: the new commit's image replaces the first
+            (repo.work / "Dockerfile").write_text("FROM scratch\nCOPY change.txt /change.txt\n")
+            git("add", "Dockerfile", cwd=repo.work)
+            fixed = repo.commit("feat/img")
+            gh.push(number, sha=fixed)
+            watch()
+            env = wait_for("the fixed image deployed", deployed(ledger, name, fixed))
+            assert f"image <code>{pinned(fixed)}</code>" in (page(env.url) or "")
+            assert len(gh.comments(number)) == 1
+        finally:
+            if gh.pull_request(number).state == "open":
+                gh.close(number)
+            e2e.run(WATCHER, params)
+            wait_for(
+                f"{name} destroyed",
+                lambda: (e := ledger.find(name)) is None or e.state == EnvironmentState.destroyed,
                 timeout=120,
             )

@@ -210,6 +210,7 @@ def test_apply_serves_page_and_destroy_stops_it(stacks: Stacks) -> None:
     assert status == 200
     assert "<h1>default</h1>" in body
     assert "version 1.0.0" in body
+    assert out["image"] == "" and 'class="image"' not in body  # no image: no line
     assert http_get(f"http://127.0.0.1:{port}/healthz") == (200, "ok\n")
     pid = int((run_dir / "server.pid").read_text())
     assert pid_alive(pid)
@@ -264,6 +265,14 @@ def test_changing_the_version_replaces_the_server(stacks: Stacks) -> None:
     assert "version 2.0.0" in body and "version 1.0.0" not in body
     assert outputs(stack)["version"] == "2.0.0"
     assert new_pid != old_pid and not pid_alive(old_pid)
+
+    # A new image (a deploy of a built commit) replaces the server too, and is shown.
+    image = "127.0.0.1:5000/shop/web:abc123@sha256:" + "e" * 64
+    apply(stack, *base, *tf_vars(app_version="2.0.0", image=image))
+    assert f"image <code>{image}</code>" in http_get(f"http://127.0.0.1:{port}/")[1]
+    assert outputs(stack)["image"] == image
+    apply(stack, *base, *tf_vars(app_version="2.0.0"))
+    new_pid = int((run_dir / "server.pid").read_text())
 
     # Re-applying the same values changes nothing and keeps the server.
     result = apply(stack, *base, *tf_vars(app_version="2.0.0"))

@@ -1,0 +1,328 @@
+"""Container images built from a checkout, through prefect-docker.
+
+:class:`ImageBuild` is what a flow parameter says about the build (image repository,
+Dockerfile, context, and the names of a prefect-docker ``DockerHost`` block and a
+``DockerRegistryCredentials`` block); :func:`build_image` builds it on that Docker host,
+tags it with the given tag (a commit SHA), pushes it, and returns the pushed reference
+pinned by digest (``registry/app:<sha>@sha256:...``), the string a deploy should use.
+
+The Docker client comes from the ``DockerHost`` block (``get_client()``; no block means
+Docker's own environment: ``DOCKER_HOST`` or the local socket). prefect-docker's
+``build_docker_image``/``push_docker_image`` deployment steps always talk to the
+environment's Docker and print to stdout, so the build and push here call the block's
+docker-py client directly and stream Docker's progress to the run logger.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, field_validator
+
+from prefect_stacks._process import default_logger
+from prefect_stacks.exceptions import ConfigurationError, PrefectStacksError
+
+# Docker's reference grammar (distribution/reference): a first part with "." or ":" or
+# "localhost" is a registry host[:port]; every other part is a lowercase path component.
+_HOST_RE = re.compile(r"^[A-Za-z0-9.-]+(?::[0-9]+)?$")
+_COMPONENT_RE = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
+_TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+
+
+class ImageBuild(BaseModel):
+    """Build a container image from each commit and push it (through prefect-docker).
+
+    The image is tagged with the commit SHA and handed to the stack, pinned by digest,
+    as the variable named in ``variable``."""
+
+    image: str = Field(
+        description="Image repository without a tag, e.g. registry.example.com:5000/shop/web "
+        "(the tag is the commit SHA).",
+        examples=["localhost:5000/shop/web"],
+    )
+    dockerfile: str = Field(
+        default="Dockerfile", description="Dockerfile, relative to the build context."
+    )
+    context: str = Field(
+        default=".", description="Build context directory, relative to the repository root."
+    )
+    docker_host: str | None = Field(
+        default=None,
+        description="Name of a prefect-docker DockerHost block; empty means Docker's "
+        "environment (DOCKER_HOST or the local socket).",
+    )
+    registry_credentials: str | None = Field(
+        default=None,
+        description="Name of a prefect-docker DockerRegistryCredentials block to log in "
+        "with before the push; empty for a registry without login.",
+    )
+    push: bool = Field(default=True, description="Push the image after building it.")
+    pull: bool = Field(default=True, description="Pull newer base images while building.")
+    build_args: dict[str, str] = Field(
+        default_factory=dict,
+        description="Docker build arguments (they are visible in the image: no secrets).",
+    )
+    variable: str = Field(
+        default="image",
+        description="Stack variable that receives the pushed reference (image:sha@digest).",
+    )
+
+    @field_validator("image")
+    @classmethod
+    def _check_image(cls, value: str) -> str:
+        if not _is_repository(value):
+            raise ValueError(
+                f"{value!r} is not an image repository: use lowercase path components, "
+                "an optional registry host[:port]/ in front, and no tag or digest "
+                "(e.g. localhost:5000/shop/web; the tag is the commit SHA)"
+            )
+        return value
+
+    @field_validator("dockerfile", "context")
+    @classmethod
+    def _check_relative(cls, value: str) -> str:
+        path = Path(value)
+        if not value or path.is_absolute() or ".." in path.parts:
+            raise ValueError(
+                f"{value!r} must be a path inside the repository (relative, without '..')"
+            )
+        return value
+
+    @field_validator("variable")
+    @classmethod
+    def _check_variable(cls, value: str) -> str:
+        if not re.match(r"^[A-Za-z_][A-Za-z0-9_-]*$", value):
+            raise ValueError(f"{value!r} is not a Terraform variable name")
+        return value
+
+
+def _is_repository(value: str) -> bool:
+    parts = value.split("/")
+    first = parts[0]
+    if len(parts) > 1 and ("." in first or ":" in first or first == "localhost"):
+        if not _HOST_RE.match(first):
+            return False
+        parts = parts[1:]
+    return len(value) <= 255 and all(_COMPONENT_RE.match(p) for p in parts)
+
+
+@dataclass(frozen=True)
+class BuiltImage:
+    repository: str
+    tag: str
+    image_id: str
+    digest: str | None  # the registry's manifest digest; None when not pushed
+
+    @property
+    def reference(self) -> str:
+        """``repository:tag@digest`` once pushed (pinned), else ``repository:tag``."""
+        base = f"{self.repository}:{self.tag}"
+        return f"{base}@{self.digest}" if self.digest else base
+
+
+def build_image(
+    spec: ImageBuild,
+    checkout: Path,
+    tag: str,
+    labels: dict[str, str] | None = None,
+    logger: logging.Logger | logging.LoggerAdapter | None = None,
+) -> BuiltImage:
+    """Build ``spec`` from ``checkout`` as ``spec.image:tag`` and push it (unless
+    ``spec.push`` is off). Raises :class:`ConfigurationError` for what the user must
+    fix before a build can run, :class:`PrefectStacksError` for a failed build or push
+    (with Docker's own message)."""
+    log = logger or default_logger()
+    if not _TAG_RE.match(tag):
+        raise ConfigurationError(f"{tag!r} is not a valid image tag")
+    root = checkout.resolve()
+    context = (root / spec.context).resolve()
+    if not context.is_relative_to(root) or not context.is_dir():
+        raise ConfigurationError(
+            f"build context {spec.context!r} is not a directory of the repository"
+        )
+    dockerfile = (context / spec.dockerfile).resolve()
+    if not dockerfile.is_relative_to(root) or not dockerfile.is_file():
+        raise ConfigurationError(
+            f"no Dockerfile at {spec.dockerfile!r} in the build context {spec.context!r} "
+            "(ImageBuild.dockerfile is relative to ImageBuild.context)"
+        )
+
+    import docker.errors
+
+    client, where = _docker_client(spec.docker_host)
+    with client:
+        try:
+            client.ping()
+        except (docker.errors.DockerException, OSError) as exc:
+            raise ConfigurationError(
+                f"cannot reach the Docker host {where}: {_short(exc)} (set the DockerHost "
+                "block's base_url, or DOCKER_HOST for the worker)"
+            ) from exc
+        auth = _login(client, spec.registry_credentials) if spec.push else None
+        ref = f"{spec.image}:{tag}"
+        log.info("docker build %s (context %s, %s)", ref, spec.context, spec.dockerfile)
+        image_id = _build(client, spec, context, dockerfile, ref, labels or {}, log)
+        digest = None
+        if spec.push:
+            log.info("docker push %s", ref)
+            digest = _push(client, spec.image, tag, auth, log)
+    built = BuiltImage(repository=spec.image, tag=tag, image_id=image_id, digest=digest)
+    log.info("image %s", built.reference)
+    return built
+
+
+def _docker_client(block_name: str | None) -> tuple[Any, str]:
+    from prefect_docker import DockerHost
+
+    if block_name:
+        try:
+            host = DockerHost.load(block_name)
+        except ValueError as exc:
+            raise ConfigurationError(
+                f"no DockerHost block named {block_name!r} (create it in the UI under "
+                "Blocks, or with DockerHost(base_url=...).save(name))"
+            ) from exc
+    else:
+        host = DockerHost()
+    where = host.base_url or "from the environment (DOCKER_HOST or the local socket)"
+    try:
+        return host.get_client(), where
+    except Exception as exc:  # docker-py raises DockerException or plain errors
+        raise ConfigurationError(
+            f"cannot reach the Docker host {where}: {_short(exc)} (set the DockerHost "
+            "block's base_url, or DOCKER_HOST for the worker)"
+        ) from exc
+
+
+def _login(client: Any, block_name: str | None) -> dict[str, str] | None:
+    if not block_name:
+        return None
+    import docker.errors
+    from prefect_docker import DockerRegistryCredentials
+
+    try:
+        creds = DockerRegistryCredentials.load(block_name)
+    except ValueError as exc:
+        raise ConfigurationError(
+            f"no DockerRegistryCredentials block named {block_name!r}"
+        ) from exc
+    auth = {
+        "username": creds.username,
+        "password": creds.password.get_secret_value(),
+        "serveraddress": creds.registry_url,
+    }
+    try:
+        client.login(
+            username=auth["username"],
+            password=auth["password"],
+            registry=creds.registry_url,
+            reauth=creds.reauth,
+        )
+    except docker.errors.APIError as exc:
+        raise ConfigurationError(
+            f"registry {creds.registry_url} refused the login of {creds.username!r} "
+            f"(DockerRegistryCredentials block {block_name!r}): {_explain(exc)}"
+        ) from exc
+    return auth
+
+
+def _build(
+    client: Any,
+    spec: ImageBuild,
+    context: Path,
+    dockerfile: Path,
+    ref: str,
+    labels: dict[str, str],
+    log: logging.Logger | logging.LoggerAdapter,
+) -> str:
+    import docker.errors
+
+    image_id = None
+    try:
+        stream = client.api.build(
+            path=str(context),
+            dockerfile=str(dockerfile.relative_to(context))
+            if dockerfile.is_relative_to(context)
+            else str(dockerfile),
+            tag=ref,
+            pull=spec.pull,
+            rm=True,
+            forcerm=True,
+            buildargs=spec.build_args or None,
+            labels={**labels, "org.opencontainers.image.version": ref.rsplit(":", 1)[1]},
+            decode=True,
+        )
+        for event in stream:
+            if "error" in event:
+                detail = event.get("errorDetail", {}).get("message") or event["error"]
+                raise PrefectStacksError(f"docker build of {ref} failed: {detail.strip()}")
+            line = event.get("stream", "").rstrip()
+            if line:
+                log.info("build: %s", line)
+            aux = event.get("aux")
+            if isinstance(aux, dict) and aux.get("ID"):
+                image_id = aux["ID"]
+    except docker.errors.APIError as exc:
+        raise PrefectStacksError(f"docker build of {ref} failed: {_explain(exc)}") from exc
+    if not image_id:
+        raise PrefectStacksError(f"docker build of {ref} returned no image id")
+    return image_id
+
+
+def _push(
+    client: Any,
+    repository: str,
+    tag: str,
+    auth: dict[str, str] | None,
+    log: logging.Logger | logging.LoggerAdapter,
+) -> str:
+    """Push and return the manifest digest the registry answered with."""
+    import docker.errors
+
+    digest = None
+    last = None
+    try:
+        for event in client.api.push(
+            repository, tag=tag, auth_config=auth, stream=True, decode=True
+        ):
+            if "error" in event:
+                detail = event.get("errorDetail", {}).get("message") or event["error"]
+                raise PrefectStacksError(
+                    f"docker push of {repository}:{tag} failed: {detail.strip()}"
+                    + (
+                        " (the registry wants a login: set ImageBuild.registry_credentials)"
+                        if "auth" in detail.lower()
+                        else ""
+                    )
+                )
+            aux = event.get("aux")
+            if isinstance(aux, dict) and aux.get("Digest"):
+                digest = aux["Digest"]
+            status = event.get("status")
+            line = f"{event.get('id', '')} {status}".strip() if status else ""
+            # one line per layer state, not one per progress tick
+            if line and line != last and not event.get("progressDetail"):
+                log.info("push: %s", line)
+                last = line
+    except docker.errors.APIError as exc:
+        raise PrefectStacksError(
+            f"docker push of {repository}:{tag} failed: {_explain(exc)}"
+        ) from exc
+    if not digest:
+        raise PrefectStacksError(
+            f"docker push of {repository}:{tag} finished without a manifest digest"
+        )
+    return digest
+
+
+def _explain(exc: Any) -> str:
+    return str(getattr(exc, "explanation", None) or exc).strip()
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text if len(text) < 300 else text[:300] + "..."
