@@ -19,8 +19,8 @@ PYTEST_ARGS ?=
 
 # Debian packages the tests need; checked with dpkg, installed only if missing.
 # docker.io: dockerd, started by the tests themselves (image builds); docker-registry:
-# Distribution, the registry images are pushed to.
-APT_PACKAGES ?= git docker.io docker-registry
+# Distribution, the registry images are pushed to; apache2-utils: htpasswd for its login.
+APT_PACKAGES ?= git docker.io docker-registry apache2-utils
 
 .PHONY: up down test lint system-deps clean
 

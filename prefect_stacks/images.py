@@ -162,7 +162,8 @@ def build_image(
                 f"cannot reach the Docker host {where}: {_short(exc)} (set the DockerHost "
                 "block's base_url, or DOCKER_HOST for the worker)"
             ) from exc
-        auth = _login(client, spec.registry_credentials) if spec.push else None
+        # also before the build: a private base image is pulled with the same login
+        auth = _login(client, spec.registry_credentials)
         ref = f"{spec.image}:{tag}"
         log.info("docker build %s (context %s, %s)", ref, spec.context, spec.dockerfile)
         image_id = _build(client, spec, context, dockerfile, ref, labels or {}, log)

@@ -346,21 +346,21 @@ def dockerd() -> Iterator[str]:
         shutil.rmtree(base, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real Distribution registry on loopback; yields its host:port."""
+def _start_registry(base: Path, auth: Path | None = None) -> tuple[subprocess.Popen, str, Path]:
     binary = shutil.which("docker-registry")
     require(binary is not None, "docker-registry is not installed (Debian package docker-registry)")
-    base = tmp_path_factory.mktemp("registry")
     port = free_port()
     config = base / "config.yml"
-    config.write_text(
+    text = (
         "version: 0.1\n"
         "log:\n  level: warn\n"
         f"storage:\n  filesystem:\n    rootdirectory: {base / 'data'}\n"
         "  delete:\n    enabled: true\n"
         f"http:\n  addr: 127.0.0.1:{port}\n"
     )
+    if auth is not None:
+        text += f"auth:\n  htpasswd:\n    realm: prefect-stacks-tests\n    path: {auth}\n"
+    config.write_text(text)
     log = base / "registry.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
@@ -372,13 +372,47 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         if proc.poll() is not None:
             pytest.fail(f"docker-registry exited with {proc.returncode}:\n{log.read_text()}")
         try:
-            return httpx.get(f"http://127.0.0.1:{port}/v2/", timeout=2).status_code == 200
+            # 200 open, 401 with a login: either way it answers the v2 API
+            answer = httpx.get(f"http://127.0.0.1:{port}/v2/", timeout=2).status_code
         except httpx.HTTPError:
             return False
+        return answer in (200, 401)
 
+    _wait_for(ready, 30, "docker-registry", log)
+    return proc, f"127.0.0.1:{port}", log
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Distribution registry on loopback, no login; yields its host:port."""
+    proc, address, _ = _start_registry(tmp_path_factory.mktemp("registry"))
     try:
-        _wait_for(ready, 30, "docker-registry", log)
-        yield f"127.0.0.1:{port}"
+        yield address
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@pytest.fixture(scope="session")
+def registry_with_login(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, str]]:
+    """A real Distribution registry that wants a login (htpasswd, bcrypt); yields
+    (host:port, username, password)."""
+    import secrets as _secrets
+
+    htpasswd = require_tool("htpasswd")  # Debian apache2-utils
+    base = tmp_path_factory.mktemp("registry-login")
+    user, password = "ci", "pw-" + _secrets.token_hex(12)
+    users = base / "htpasswd"
+    created = subprocess.run(
+        [htpasswd, "-B", "-i", "-c", str(users), user],
+        input=password,
+        text=True,
+        capture_output=True,
+    )
+    assert created.returncode == 0, created.stderr
+    proc, address, _ = _start_registry(base, auth=users)
+    try:
+        yield address, user, password
     finally:
         proc.terminate()
         proc.wait(10)

@@ -151,32 +151,40 @@ def test_a_registry_that_is_down_fails_the_push_with_its_address(docker_host_blo
         )
 
 
-def test_registry_credentials_log_in_and_never_reach_the_log(
-    docker_host_block, registry, tmp_path, log
-):
+def test_a_registry_that_wants_a_login(docker_host_block, registry_with_login, tmp_path, log):
+    """No credentials: the push fails and says to set them; a wrong password: the login
+    is refused, naming the block; the right one: pushed. The password reaches no log
+    line and no error message."""
     from prefect_docker import DockerRegistryCredentials
 
-    password = "pw-" + secrets.token_hex(12)
-    creds = f"creds-{uuid.uuid4().hex[:6]}"
-    DockerRegistryCredentials(
-        username="ci", password=password, registry_url=f"http://{registry}"
-    ).save(creds)
+    address, user, password = registry_with_login
     repo = f"shop/auth-{uuid.uuid4().hex[:6]}"
     checkout = _checkout(tmp_path / "repo", "FROM scratch\nCOPY a.txt /\n", {"a.txt": "a"})
     logger, captured = log
+    spec = {"image": f"{address}/{repo}", "docker_host": docker_host_block, "pull": False}
+    with pytest.raises(PrefectStacksError, match="set ImageBuild.registry_credentials"):
+        build_image(ImageBuild(**spec), checkout, "v0", logger=logger)
+
+    wrong, right = f"wrong-{uuid.uuid4().hex[:6]}", f"right-{uuid.uuid4().hex[:6]}"
+    bad_password = "nope-" + secrets.token_hex(8)
+    DockerRegistryCredentials(
+        username=user, password=bad_password, registry_url=f"http://{address}"
+    ).save(wrong)
+    with pytest.raises(ConfigurationError, match=f"refused the login of '{user}'.*{wrong}") as err:
+        build_image(ImageBuild(**spec, registry_credentials=wrong), checkout, "v1", logger=logger)
+    assert bad_password not in str(err.value)
+
+    DockerRegistryCredentials(
+        username=user, password=password, registry_url=f"http://{address}"
+    ).save(right)
     built = build_image(
-        ImageBuild(
-            image=f"{registry}/{repo}",
-            docker_host=docker_host_block,
-            registry_credentials=creds,
-            pull=False,
-        ),
-        checkout,
-        "v1",
-        logger=logger,
+        ImageBuild(**spec, registry_credentials=right), checkout, "v2", logger=logger
     )
-    assert _tags(registry, repo) == ["v1"] and built.digest
-    assert captured.lines and not any(password in line for line in captured.lines)
+    assert built.digest
+    listing = httpx.get(f"http://{address}/v2/{repo}/tags/list", auth=(user, password), timeout=10)
+    assert listing.json()["tags"] == ["v2"]
+    assert captured.lines
+    assert not any(password in line or bad_password in line for line in captured.lines)
 
 
 def test_blocks_named_wrong_and_an_unreachable_engine_are_clear_errors(
