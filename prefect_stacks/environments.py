@@ -18,6 +18,7 @@ Teardown itself (terraform destroy, Prefect objects, Slack) is in
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import logging
 import random
@@ -202,9 +203,11 @@ def hold_limit(limit: str, timeout_seconds: float) -> Iterator[None]:
     with get_client(sync_client=True) as client:
         lease_id = _acquire_lease(client, limit, timeout_seconds)
         stop = threading.Event()
+        # in this thread's context: Prefect's settings (API URL, a test harness's
+        # temporary settings) are context variables, which a new thread does not see
         renewer = threading.Thread(
-            target=_renew_lease,
-            args=(lease_id, limit, stop),
+            target=contextvars.copy_context().run,
+            args=(_renew_lease, lease_id, limit, stop),
             name=f"lease-{limit}",
             daemon=True,
         )
@@ -254,10 +257,15 @@ def _acquire_lease(client: SyncPrefectClient, limit: str, timeout_seconds: float
 def _renew_lease(lease_id: UUID, limit: str, stop: threading.Event) -> None:
     """Renew every LOCK_RENEW_SECONDS while held; a failed renewal is retried at the
     next beat (the lease has time left). A lease the server no longer knows (410) is
-    said loudly: another writer may be in the stripe."""
-    with get_client(sync_client=True) as client:
+    said loudly: another writer may be in the stripe. Most holds end long before the
+    first beat, so the client is only made then."""
+    client: SyncPrefectClient | None = None
+    try:
         while not stop.wait(LOCK_RENEW_SECONDS):
             try:
+                if client is None:
+                    client = get_client(sync_client=True)
+                    client.__enter__()
                 client.renew_concurrency_lease(lease_id=lease_id, lease_duration=LOCK_LEASE_SECONDS)
             except httpx.HTTPStatusError as exc:
                 if exc.response.status_code == 410:
@@ -271,6 +279,9 @@ def _renew_lease(lease_id: UUID, limit: str, stop: threading.Event) -> None:
                 _log().warning("could not renew the lease on %s: %s", limit, exc)
             except (httpx.HTTPError, OSError) as exc:
                 _log().warning("could not renew the lease on %s: %s", limit, exc)
+    finally:
+        if client is not None:
+            client.__exit__(None, None, None)
 
 
 def _lease_holder() -> ConcurrencyLeaseHolder | None:

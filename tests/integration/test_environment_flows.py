@@ -275,8 +275,12 @@ def test_teardown_waits_for_a_running_apply(
     ledger = EnvironmentLedger()
     with ThreadPoolExecutor(1) as pool:
         demo = pool.submit(demo_environment, stack=block, ttl_seconds=1, name=name)
+        # the entry with its scheduled teardown recorded: a teardown that rescheduled
+        # itself before that would be replaced by the demo's own (still a teardown, but
+        # not the one this test looks at)
         env = _wait_for(
-            lambda: (e := ledger.find(name)) and e.provisioning_run_id and e, what="the entry"
+            lambda: (e := ledger.find(name)) and e.provisioning_run_id and e.teardown_run_id and e,
+            what="the entry and its scheduled teardown",
         )
         _wait_for(lambda: utcnow() > env.expires_at, what="expiry")
         scheduled_before = ledger.get(name).teardown_run_id

@@ -218,7 +218,7 @@ def test_a_held_lock_renews_its_lease_and_releases_it(prefect_harness, monkeypat
 
     def recording_renew(self, lease_id, lease_duration):
         response = renew(self, lease_id=lease_id, lease_duration=lease_duration)
-        leases.append(lease_id)  # only renewals the server accepted (204)
+        leases.append((lease_id, str(self.api_url)))  # only accepted renewals (204)
         return response
 
     monkeypatch.setattr(SyncPrefectClient, "renew_concurrency_lease", recording_renew)
@@ -226,8 +226,12 @@ def test_a_held_lock_renews_its_lease_and_releases_it(prefect_harness, monkeypat
     name = _name("lease")
     with ledger.lock(name):
         threading.Event().wait(1.5)
-    assert len(leases) >= 2 and len(set(leases)) == 1
+    # renewed, by the server this test talks to (the renewer thread sees the caller's
+    # Prefect settings, not a fresh ephemeral server's)
+    assert len(leases) >= 2 and len({lease for lease, _ in leases}) == 1
+    with get_client(sync_client=True) as client:
+        assert {url for _, url in leases} == {str(client.api_url)}
     # released: the server no longer knows the lease
     with get_client(sync_client=True) as client, pytest.raises(httpx.HTTPStatusError) as err:
-        client.renew_concurrency_lease(lease_id=leases[0], lease_duration=60)
+        client.renew_concurrency_lease(lease_id=leases[0][0], lease_duration=60)
     assert err.value.response.status_code == 410
