@@ -244,7 +244,8 @@ def _acquire_lease(client: SyncPrefectClient, limit: str, timeout_seconds: float
             body = response.json()
             if not body.get("limits"):
                 raise ConfigurationError(
-                    f"global concurrency limit {limit!r} does not exist or is inactive"
+                    f"global concurrency limit {limit!r} does not exist or is inactive; "
+                    f"create it with: prefect gcl create {limit} --limit 1"
                 )
             return UUID(body["lease_id"])
         remaining = deadline - time.monotonic()

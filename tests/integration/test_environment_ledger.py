@@ -235,3 +235,23 @@ def test_a_held_lock_renews_its_lease_and_releases_it(prefect_harness, monkeypat
     with get_client(sync_client=True) as client, pytest.raises(httpx.HTTPStatusError) as err:
         client.renew_concurrency_lease(lease_id=leases[0][0], lease_duration=60)
     assert err.value.response.status_code == 410
+
+
+def test_a_deleted_lock_limit_is_a_clear_error(prefect_harness):
+    from prefect import get_client
+
+    from prefect_stacks.environments import _lock_name
+
+    ledger = EnvironmentLedger()
+    name = _name("gone")
+    ledger.create(_env(name))  # the stripe's limit now exists (and is remembered)
+    lock = _lock_name(name)
+    with get_client(sync_client=True) as client:
+        client.delete_global_concurrency_limit_by_name(lock)
+    try:
+        with pytest.raises(ConfigurationError, match=f"prefect gcl create {lock} --limit 1"):
+            ledger.update(name, lambda e: setattr(e, "owner", "x"))
+        assert ledger.get(name).revision == 1
+    finally:
+        EnvironmentLedger._locks_ready.clear()  # the next write re-creates it
+    assert ledger.update(name, lambda e: setattr(e, "owner", "x")).owner == "x"
