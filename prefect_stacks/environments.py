@@ -493,19 +493,45 @@ def schedule_teardown(
             idempotency_key=f"teardown-{name.lower()}-{at.isoformat()}-{reason}",
         )
     new_id = str(run.id)
+    record_teardown(name, new_id, ledger)
+    return new_id
+
+
+def record_teardown(name: str, run_id: str, ledger: EnvironmentLedger) -> list[str]:
+    """Make ``run_id`` the entry's scheduled teardown and delete the one it replaces;
+    returns the replaced run ids.
+
+    A run due at once may already have been picked up before it is recorded here (a TTL
+    of seconds); if it then found the entry still provisioning, it rescheduled itself,
+    and that newer run must not be replaced by this older one, which has started. So a
+    run that is no longer scheduled never replaces another (checked under the lock the
+    reschedule also takes)."""
     replaced: list[str] = []
 
     def record(env: Environment) -> None:
-        if env.teardown_run_id and env.teardown_run_id != new_id:
+        if env.teardown_run_id and env.teardown_run_id != run_id and not _is_scheduled(run_id):
+            if run_id not in env.objects.flow_runs:
+                env.objects.flow_runs.append(run_id)
+            return
+        if env.teardown_run_id and env.teardown_run_id != run_id:
             replaced.append(env.teardown_run_id)
-        env.teardown_run_id = new_id
-        runs = [r for r in env.objects.flow_runs if r not in replaced and r != new_id]
-        env.objects.flow_runs = [*runs, new_id]
+        env.teardown_run_id = run_id
+        runs = [r for r in env.objects.flow_runs if r not in replaced and r != run_id]
+        env.objects.flow_runs = [*runs, run_id]
 
     ledger.update(name, record)
     for old in replaced:
         cancel_scheduled_run(old)
-    return new_id
+    return replaced
+
+
+def _is_scheduled(flow_run_id: str) -> bool:
+    with get_client(sync_client=True) as client:
+        try:
+            run = client.read_flow_run(UUID(flow_run_id))
+        except ObjectNotFound:
+            return False
+    return run.state is not None and run.state.is_scheduled()
 
 
 def cancel_scheduled_run(flow_run_id: str) -> bool:

@@ -365,3 +365,42 @@ def test_a_teardown_taken_over_midway_leaves_the_entry_to_the_new_owner(
     report = environment_janitor(stale_after_seconds=0, warn_before_seconds=0)
     assert name in report["teardown"] and not report["failed"]
     assert ledger.get(name).state == EnvironmentState.destroyed
+
+
+def test_a_teardown_that_already_started_never_replaces_a_newer_one(
+    prefect_harness, teardown_deployment
+):
+    """A teardown due at once can be picked up before the flow that scheduled it records
+    it; if it rescheduled itself meanwhile, recording the older (started) run must not
+    cancel the newer scheduled one: there must always be a scheduled teardown."""
+    from prefect.exceptions import ObjectNotFound
+    from prefect.states import Running, Scheduled
+
+    from prefect_stacks.environments import (
+        Environment,
+        EnvironmentLedger,
+        record_teardown,
+        schedule_teardown,
+        utcnow,
+    )
+
+    ledger = EnvironmentLedger()
+    name = "demo-" + uuid.uuid4().hex[:6]
+    ledger.create(Environment(name=name, kind="demo", stack="s", workspace=name))
+    newer = schedule_teardown(name, utcnow() + timedelta(seconds=10), ledger=ledger)
+    with get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name(teardown_deployment)
+        started = client.create_flow_run_from_deployment(
+            deployment.id, parameters={"name": name}, state=Scheduled(scheduled_time=utcnow())
+        )
+        client.set_flow_run_state(started.id, Running(), force=True)
+    assert record_teardown(name, str(started.id), ledger) == []
+    env = ledger.get(name)
+    assert env.teardown_run_id == newer and str(started.id) in env.objects.flow_runs
+    with get_client(sync_client=True) as client:
+        assert client.read_flow_run(UUID(newer)).state.is_scheduled()  # not cancelled
+    # a scheduled one still replaces as before (an extend, a reschedule)
+    latest = schedule_teardown(name, utcnow() + timedelta(seconds=60), ledger=ledger)
+    assert ledger.get(name).teardown_run_id == latest
+    with get_client(sync_client=True) as client, pytest.raises(ObjectNotFound):
+        client.read_flow_run(UUID(newer))  # the one it replaced is deleted
