@@ -26,7 +26,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import datetime, timedelta, timezone
 from enum import Enum
 from typing import Any
@@ -70,6 +70,7 @@ LOCK_POLL_FIRST_SECONDS = 0.05
 LOCK_POLL_MAX_SECONDS = 1.0
 LOCK_RENEW_SECONDS = LOCK_LEASE_SECONDS / 2  # a held stripe's lease is renewed this often
 TEARDOWN_DEPLOYMENT = "environment-teardown/default"
+_LOGGER = logging.getLogger("prefect_stacks.environments")
 MAX_TTL = timedelta(days=90)
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
 
@@ -221,7 +222,7 @@ def hold_limit(limit: str, timeout_seconds: float) -> Iterator[None]:
                 client.release_concurrency_slots_with_lease(lease_id)
             except (httpx.HTTPError, OSError) as exc:
                 # the lease frees the slot anyway, LOCK_LEASE_SECONDS from now
-                _log().warning("could not release %s (%s); its lease will", limit, exc)
+                _LOGGER.warning("could not release %s (%s); its lease will", limit, exc)
 
 
 def _acquire_lease(client: SyncPrefectClient, limit: str, timeout_seconds: float) -> UUID:
@@ -261,28 +262,24 @@ def _renew_lease(lease_id: UUID, limit: str, stop: threading.Event) -> None:
     said loudly: another writer may be in the stripe. Most holds end long before the
     first beat, so the client is only made then."""
     client: SyncPrefectClient | None = None
-    try:
+    with ExitStack() as cleanup:
         while not stop.wait(LOCK_RENEW_SECONDS):
             try:
                 if client is None:
-                    client = get_client(sync_client=True)
-                    client.__enter__()
+                    client = cleanup.enter_context(get_client(sync_client=True))
                 client.renew_concurrency_lease(lease_id=lease_id, lease_duration=LOCK_LEASE_SECONDS)
             except httpx.HTTPStatusError as exc:
                 if exc.response.status_code == 410:
-                    _log().error(
+                    _LOGGER.error(
                         "the lease on %s lapsed while held (no renewal reached the "
                         "server for %ss): another ledger writer may be in this stripe",
                         limit,
                         LOCK_LEASE_SECONDS,
                     )
                     return
-                _log().warning("could not renew the lease on %s: %s", limit, exc)
+                _LOGGER.warning("could not renew the lease on %s: %s", limit, exc)
             except (httpx.HTTPError, OSError) as exc:
-                _log().warning("could not renew the lease on %s: %s", limit, exc)
-    finally:
-        if client is not None:
-            client.__exit__(None, None, None)
+                _LOGGER.warning("could not renew the lease on %s: %s", limit, exc)
 
 
 def _lease_holder() -> ConcurrencyLeaseHolder | None:
@@ -294,10 +291,6 @@ def _lease_holder() -> ConcurrencyLeaseHolder | None:
     if flow is not None and flow.flow_run is not None:
         return ConcurrencyLeaseHolder(type="flow_run", id=flow.flow_run.id)
     return None
-
-
-def _log() -> logging.Logger:
-    return logging.getLogger("prefect_stacks.environments")
 
 
 def _lock_name(name: str) -> str:

@@ -158,10 +158,7 @@ def build_image(
         try:
             client.ping()
         except (docker.errors.DockerException, OSError) as exc:
-            raise ConfigurationError(
-                f"cannot reach the Docker host {where}: {_short(exc)} (set the DockerHost "
-                "block's base_url, or DOCKER_HOST for the worker)"
-            ) from exc
+            raise _unreachable(where, exc) from exc
         # also before the build: a private base image is pulled with the same login
         auth = _login(client, spec.registry_credentials)
         ref = f"{spec.image}:{tag}"
@@ -193,10 +190,14 @@ def _docker_client(block_name: str | None) -> tuple[Any, str]:
     try:
         return host.get_client(), where
     except Exception as exc:  # docker-py raises DockerException or plain errors
-        raise ConfigurationError(
-            f"cannot reach the Docker host {where}: {_short(exc)} (set the DockerHost "
-            "block's base_url, or DOCKER_HOST for the worker)"
-        ) from exc
+        raise _unreachable(where, exc) from exc
+
+
+def _unreachable(where: str, exc: BaseException) -> ConfigurationError:
+    return ConfigurationError(
+        f"cannot reach the Docker host {where}: {_short(exc)} (set the DockerHost "
+        "block's base_url, or DOCKER_HOST for the worker)"
+    )
 
 
 def _login(client: Any, block_name: str | None) -> dict[str, str] | None:

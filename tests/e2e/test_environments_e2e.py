@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -37,7 +36,7 @@ from prefect_stacks.blocks.terraform import TerraformStack
 from prefect_stacks.environments import EnvironmentLedger, EnvironmentState, extend, utcnow
 from prefect_stacks.flows.environments import demo_environment
 from prefect_stacks.local import LOCAL_WEBAPP
-from tests.conftest import write_stack
+from tests.conftest import wait_for, write_stack
 from tests.fakes.slack import FakeSlack
 
 if TYPE_CHECKING:
@@ -55,18 +54,6 @@ T = TypeVar("T")
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def wait_for(what: str, check: Callable[[], T], timeout: float, interval: float = 0.25) -> T:
-    """Poll ``check`` until it returns something truthy; fail naming ``what``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}", pytrace=False)
-        time.sleep(interval)
 
 
 def seconds(delta: timedelta) -> float:

@@ -26,7 +26,7 @@ from prefect_stacks import stack_path
 from prefect_stacks.blocks.github import GitHubRepository
 from prefect_stacks.blocks.terraform import TerraformStack
 from prefect_stacks.environments import EnvironmentLedger, EnvironmentState
-from tests.conftest import GitRepo, git
+from tests.conftest import GitRepo, git, wait_for
 from tests.fakes.github import FakeGitHub
 
 if TYPE_CHECKING:
@@ -44,16 +44,6 @@ def page(url: str) -> str | None:
     except httpx.HTTPError:
         return None
     return response.text if response.status_code == 200 else None
-
-
-def wait_for(what: str, predicate, timeout: float = 180.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def deployed(ledger: EnvironmentLedger, name: str, sha: str):
@@ -129,8 +119,8 @@ def test_pull_request_environments(e2e: E2E, tmp_path: Path):
         two = gh.open_pull_request("T" * 300, head="feat/$(touch${IFS}pwned);x`id`", sha=two_sha)
         try:
             watch()
-            env1 = wait_for("PR_1 deployed", deployed(ledger, f"PR_{one}", one_sha))
-            env2 = wait_for("PR_2 deployed", deployed(ledger, f"PR_{two}", two_sha))
+            env1 = wait_for("PR_1 deployed", deployed(ledger, f"PR_{one}", one_sha), timeout=180)
+            env2 = wait_for("PR_2 deployed", deployed(ledger, f"PR_{two}", two_sha), timeout=180)
             assert one_sha in (page(env1.url) or "") and two_sha in (page(env2.url) or "")
             assert not (repo.work / "pwned").exists() and not Path("pwned").exists()
 
@@ -138,7 +128,7 @@ def test_pull_request_environments(e2e: E2E, tmp_path: Path):
             new_sha = repo.commit("feat/one")
             gh.push(one, sha=new_sha)
             watch()
-            env1 = wait_for("PR_1 redeployed", deployed(ledger, f"PR_{one}", new_sha))
+            env1 = wait_for("PR_1 redeployed", deployed(ledger, f"PR_{one}", new_sha), timeout=180)
             assert new_sha in (page(env1.url) or "")
             context = f"prefect-stacks/PR_{one}"
             status = wait_for(
@@ -168,7 +158,9 @@ def test_pull_request_environments(e2e: E2E, tmp_path: Path):
             second = repo.commit("feat/one")
             gh.push(one, sha=second)
             watch()
-            env1 = wait_for("PR_1 on the second commit", deployed(ledger, f"PR_{one}", second))
+            env1 = wait_for(
+                "PR_1 on the second commit", deployed(ledger, f"PR_{one}", second), timeout=180
+            )
             assert second in (page(env1.url) or "")
             assert len(gh.comments(one)) == 1
             # serialized: no two runs of PR_1's deployment were running at once
@@ -199,6 +191,7 @@ def test_pull_request_environments(e2e: E2E, tmp_path: Path):
             wait_for(
                 "PR_1 destroyed",
                 lambda: ledger.get(f"PR_{one}").state == EnvironmentState.destroyed,
+                timeout=180,
             )
             assert page(url1) is None
             assert not (state_dir / "workspaces" / f"PR_{one}").exists()
@@ -213,10 +206,11 @@ def test_pull_request_environments(e2e: E2E, tmp_path: Path):
             wait_for(
                 "PR_2 destroyed",
                 lambda: ledger.get(f"PR_{two}").state == EnvironmentState.destroyed,
+                timeout=180,
             )
             gh.reopen(two)
             watch()
-            env2 = wait_for("PR_2 recreated", deployed(ledger, f"PR_{two}", two_sha))
+            env2 = wait_for("PR_2 recreated", deployed(ledger, f"PR_{two}", two_sha), timeout=180)
             assert two_sha in (page(env2.url) or "")
             assert deployment_exists(f"feature-environment/PR_{two}")
         finally:
@@ -287,7 +281,7 @@ def test_pull_request_images(e2e: E2E, dockerd: str, registry: str, tmp_path: Pa
         name = f"PR_{number}"
         try:
             watch()
-            env = wait_for("the first image deployed", deployed(ledger, name, first))
+            env = wait_for("the first image deployed", deployed(ledger, name, first), timeout=180)
             reference = pinned(first)
             assert f"image <code>{reference}</code>" in (page(env.url) or "")
             assert any(f"Image `{reference}`" in c["body"] for c in gh.comments(number))
@@ -302,6 +296,7 @@ def test_pull_request_images(e2e: E2E, dockerd: str, registry: str, tmp_path: Pa
             wait_for(
                 "status failure",
                 lambda: (s := gh.latest_statuses(broken).get(context)) and s["state"] == "failure",
+                timeout=180,
             )
             assert any(
                 "**failed**" in c["body"] and "missing.txt" in c["body"]
@@ -319,7 +314,7 @@ def test_pull_request_images(e2e: E2E, dockerd: str, registry: str, tmp_path: Pa
             fixed = repo.commit("feat/img")
             gh.push(number, sha=fixed)
             watch()
-            env = wait_for("the fixed image deployed", deployed(ledger, name, fixed))
+            env = wait_for("the fixed image deployed", deployed(ledger, name, fixed), timeout=180)
             assert f"image <code>{pinned(fixed)}</code>" in (page(env.url) or "")
             assert len(gh.comments(number)) == 1
         finally:

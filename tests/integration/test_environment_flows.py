@@ -31,7 +31,7 @@ from prefect_stacks.flows.environments import (
     environment_janitor,
     environment_teardown,
 )
-from tests.conftest import read_events, stop_webapps, write_stack
+from tests.conftest import read_events, stop_webapps, wait_for, write_stack
 
 pytestmark = pytest.mark.integration
 
@@ -250,18 +250,6 @@ resource "terraform_data" "gated" {{
     return block, gate
 
 
-def _wait_for(predicate, timeout: float = 60.0, what: str = "condition"):
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
 def test_teardown_waits_for_a_running_apply(
     tmp_path: Path, prefect_harness, teardown_deployment, terraform_bin
 ):
@@ -278,11 +266,12 @@ def test_teardown_waits_for_a_running_apply(
         # the entry with its scheduled teardown recorded: a teardown that rescheduled
         # itself before that would be replaced by the demo's own (still a teardown, but
         # not the one this test looks at)
-        env = _wait_for(
+        env = wait_for(
+            "the entry and its scheduled teardown",
             lambda: (e := ledger.find(name)) and e.provisioning_run_id and e.teardown_run_id and e,
-            what="the entry and its scheduled teardown",
+            timeout=60,
         )
-        _wait_for(lambda: utcnow() > env.expires_at, what="expiry")
+        wait_for("expiry", lambda: utcnow() > env.expires_at, timeout=60)
         scheduled_before = ledger.get(name).teardown_run_id
 
         assert environment_teardown(name=name) == "waiting for provisioning"
@@ -318,7 +307,9 @@ def test_an_apply_overtaken_by_a_teardown_destroys_again(
     ledger = EnvironmentLedger()
     with ThreadPoolExecutor(1) as pool:
         demo = pool.submit(demo_environment, stack=block, ttl_seconds=3600, name=name)
-        _wait_for(lambda: (e := ledger.find(name)) and e.provisioning_run_id, what="the entry")
+        wait_for(
+            "the entry", lambda: (e := ledger.find(name)) and e.provisioning_run_id, timeout=60
+        )
         # what a teardown that took over would leave: destroyed, before the apply ends
         ledger.update(
             name,
@@ -352,7 +343,9 @@ def test_a_teardown_taken_over_midway_leaves_the_entry_to_the_new_owner(
     ledger = EnvironmentLedger()
     with ThreadPoolExecutor(1) as pool:
         first = pool.submit(environment_teardown, name=name, reason="requested")
-        _wait_for(lambda: ledger.get(name).state == EnvironmentState.destroying, what="the claim")
+        wait_for(
+            "the claim", lambda: ledger.get(name).state == EnvironmentState.destroying, timeout=60
+        )
         # another run takes over (as the janitor does once a claim is stale)
         ledger.update(name, lambda e: setattr(e, "teardown_started_at", utcnow()))
         taken_over = ledger.get(name)
