@@ -1,0 +1,38 @@
+"""User errors end a flow run as ``Failed`` with one log line, not a traceback.
+
+A flow that raises logs Prefect's "Encountered exception during execution" traceback
+(tens of lines, and again in the final state). For an error the user can act on (a
+``ConfigurationError``: a missing block, a bad parameter) that buries the one line
+that matters. :func:`fails_cleanly` turns such an error into a ``Failed`` state whose
+message is the error's message, logged once at ERROR. The state carries the exception,
+so a caller of the flow function (a test, a parent flow) still gets it raised.
+Anything else (a bug, a terraform failure with its own retries) propagates unchanged.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from prefect import get_run_logger
+from prefect.states import Failed
+
+from prefect_stacks.exceptions import ConfigurationError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def fails_cleanly(fn: F) -> F:
+    """Decorate a flow function (under ``@flow``) so a ``ConfigurationError`` becomes a
+    ``Failed`` state with its message, logged once, without a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ConfigurationError as exc:
+            get_run_logger().error("%s", exc)
+            return Failed(message=str(exc), data=exc)
+
+    return wrapper  # type: ignore[return-value]
