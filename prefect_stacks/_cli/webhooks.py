@@ -9,6 +9,7 @@ import typer
 
 from prefect_stacks._cli import app
 from prefect_stacks._cli._common import user_errors
+from prefect_stacks.webhooks.body import BODY_TIMEOUT_SECONDS
 
 webhooks_app = typer.Typer(
     name="webhooks",
@@ -26,6 +27,12 @@ def serve(
     port: int = typer.Option(8787, min=1, max=65535, help="Port to listen on."),
     log_level: str = typer.Option(
         "info", help=f"Log level: {', '.join(LOG_LEVELS)}.", case_sensitive=False
+    ),
+    body_timeout: float = typer.Option(
+        BODY_TIMEOUT_SECONDS,
+        min=0.1,
+        max=3600,
+        help="Seconds a sender has to send the whole body; slower ones are answered 408.",
     ),
 ) -> None:
     """Receive webhooks at POST /hooks/<WebhookSource block name> and emit the same events
@@ -51,7 +58,7 @@ def serve(
             f"webhook receiver on http://{host}:{port}/hooks/<source> (TLS: put a proxy in front)"
         )
         uvicorn.run(
-            create_app(),
+            create_app(body_timeout_seconds=body_timeout),
             host=host,
             port=port,
             log_level=level,

@@ -6,9 +6,10 @@ same prefect-stacks events the watchers emit.
 
 1. the source block (cached ~30 s, misses too, so a flood of unknown names costs the
    Prefect server one lookup per name per 30 s) -> 404 when there is none;
-2. the size: ``Content-Length`` first, then the stream is counted while read, so a
-   missing or lying length cannot make the receiver buffer more than ``max_body_bytes``
-   -> 413;
+2. the body (:mod:`prefect_stacks.webhooks.body`): at most ``max_body_bytes`` (by
+   ``Content-Length``, then counted while read) -> 413, all of it within
+   ``body_timeout_seconds`` (a short or trickled body cannot hold the request) -> 408;
+   both close the connection;
 3. the signature or token, over the raw bytes, before anything is parsed -> 401;
 4. parsing and translation with the builders of :mod:`prefect_stacks.events` -> 400/415
    (every unexpected shape is a 400, never a 5xx);
@@ -19,8 +20,9 @@ same prefect-stacks events the watchers emit.
    remembered; the server unreachable -> 503 + ``Retry-After`` and it is not, so the
    sender's retry is processed.
 
-Every answer is JSON; each request is logged on one line (source, delivery id, status,
-event names), never with a secret or a body.
+Every answer the app makes is JSON, Starlette's own too (unknown paths, wrong methods,
+a trailing slash: a 404 naming the path, never a redirect); each delivery is logged on one
+line (source, delivery id, status, event names), never with a secret or a body.
 """
 
 from __future__ import annotations
@@ -41,13 +43,14 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.routing import Match, Route
 
 from prefect_stacks import events
 from prefect_stacks.blocks.webhooks import WebhookSource
 from prefect_stacks.events import EmitError
 from prefect_stacks.webhooks import generic, github, gitlab, registry
 from prefect_stacks.webhooks._common import BadRequest, Translation, WebhookError
+from prefect_stacks.webhooks.body import BODY_TIMEOUT_SECONDS, read_body
 
 logger = logging.getLogger("prefect_stacks.webhooks")
 
@@ -243,8 +246,10 @@ class Receiver:
         source_ttl_seconds: float,
         seen_capacity: int,
         in_flight_wait_seconds: float,
+        body_timeout_seconds: float = BODY_TIMEOUT_SECONDS,
     ) -> None:
         self.emit = emit
+        self.body_timeout = body_timeout_seconds
         if sources is not None:
             given = sources
 
@@ -299,7 +304,7 @@ class Receiver:
                 outcome.delivery = request.headers[header_name]
                 break
         try:
-            body = await self._read(request, source.max_body_bytes)
+            body = await read_body(request, source.max_body_bytes, self.body_timeout)
             handler.verify(source, request.headers, body, time.time())
             try:
                 translation = handler.translate(source, request.headers, body)
@@ -310,32 +315,13 @@ class Receiver:
                 raise BadRequest(f"unreadable payload ({type(exc).__name__})") from None
         except WebhookError as exc:
             outcome.status, outcome.body = exc.status, {"error": exc.reason}
-            if exc.status == 413:
+            if exc.status in (408, 413):  # the rest of the body is not read
                 outcome.headers["Connection"] = "close"
             return outcome
         except ClientDisconnect:
             outcome.status, outcome.body = 400, {"error": "client disconnected"}
             return outcome
         return await self._deliver(name, translation, outcome)
-
-    async def _read(self, request: Request, limit: int) -> bytes:
-        lengths = request.headers.getlist("content-length")
-        if len(lengths) > 1:
-            raise BadRequest("more than one Content-Length")
-        if lengths:
-            raw = lengths[0].strip()
-            if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
-                raise BadRequest("invalid Content-Length")
-            if int(raw) > limit:
-                raise _TooLarge(limit)
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise _TooLarge(limit)
-            chunks.append(chunk)
-        return b"".join(chunks)
 
     async def _deliver(self, name: str, translation: Translation, outcome: _Outcome) -> _Outcome:
         if translation.pong:
@@ -388,24 +374,36 @@ class Receiver:
         return outcome
 
 
-class _TooLarge(WebhookError):
-    status = 413
-
-    def __init__(self, limit: int) -> None:
-        super().__init__(f"body larger than {limit} bytes")
-
-
 def _refused_as_invalid(exc: EmitError) -> bool:
     """The server answered 422: the event itself is invalid (retrying cannot help)."""
     cause = exc.__cause__
     return isinstance(cause, httpx.HTTPStatusError) and cause.response.status_code == 422
 
 
-async def _not_found(request: Request, exc: Exception) -> JSONResponse:
-    status = exc.status_code if isinstance(exc, HTTPException) else 404
-    error = {404: "not found", 405: "method not allowed"}.get(status, "error")
-    headers = dict(exc.headers or {}) if isinstance(exc, HTTPException) else {}
-    return JSONResponse({"error": error}, status_code=status, headers=headers)
+def _without_slash(request: Request) -> str | None:
+    """The path without its trailing slash, when a route takes that path."""
+    path = request.scope["path"]
+    if not path.endswith("/") or path == "/":
+        return None
+    scope = {**request.scope, "path": path.rstrip("/")}
+    if any(route.matches(scope)[0] != Match.NONE for route in request.app.routes):
+        return scope["path"]
+    return None
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    """Starlette's own answers (unknown path, wrong method ...) as ``{"error": ...}``."""
+    assert isinstance(exc, HTTPException)
+    headers = dict(exc.headers or {})
+    error = str(exc.detail).lower()  # Starlette's phrase, e.g. "not found"
+    if exc.status_code == 404:
+        error = "not found"
+        if (path := _without_slash(request)) is not None:
+            error = f"not found; the path is {_clean(path, 300)} (no trailing slash)"
+    elif exc.status_code == 405:
+        allowed = sorted(m.strip() for m in headers.get("Allow", "").split(",") if m.strip())
+        error = f"method not allowed; use {' or '.join(allowed)}" if allowed else error
+    return JSONResponse({"error": error}, status_code=exc.status_code, headers=headers)
 
 
 async def _server_error(request: Request, exc: Exception) -> JSONResponse:
@@ -419,23 +417,27 @@ def create_app(
     source_ttl_seconds: float = SOURCE_TTL_SECONDS,
     seen_capacity: int = SEEN_CAPACITY,
     in_flight_wait_seconds: float = IN_FLIGHT_WAIT_SECONDS,
+    body_timeout_seconds: float = BODY_TIMEOUT_SECONDS,
 ) -> Starlette:
     """The receiver app. ``emit`` and ``sources`` exist for tests: production uses
     :func:`prefect_stacks.events.aemit` and the ``WebhookSource`` blocks on the Prefect
-    server in ``PREFECT_API_URL``."""
+    server in ``PREFECT_API_URL``. ``body_timeout_seconds``: how long a client has to send
+    a whole body (408 after)."""
     receiver = Receiver(
         emit=emit,
         sources=sources,
         source_ttl_seconds=source_ttl_seconds,
         seen_capacity=seen_capacity,
         in_flight_wait_seconds=in_flight_wait_seconds,
+        body_timeout_seconds=body_timeout_seconds,
     )
     app = Starlette(
         routes=[
             Route("/healthz", receiver.healthz, methods=["GET"]),
             Route("/hooks/{source}", receiver.hook, methods=["POST"]),
         ],
-        exception_handlers={404: _not_found, 405: _not_found, 500: _server_error},
+        exception_handlers={HTTPException: _http_error, 500: _server_error},
     )
+    app.router.redirect_slashes = False  # a redirect would be built from the Host header
     app.state.receiver = receiver
     return app

@@ -942,3 +942,59 @@ async def test_a_delivery_stuck_in_flight_makes_its_twin_retry_later(recorder):
     assert first.status_code == 202
     assert twin.status_code == 503 and twin.headers["Retry-After"] == "5"
     assert len(recorder.batches) == 1
+
+
+async def test_a_stalled_body_is_408_with_connection_close_and_emits_nothing(recorder):
+    request = github_request("push", push_payload(), delivery="stalled")
+    body = request["content"]
+
+    async def stalls() -> AsyncIterator[bytes]:
+        yield body[:10]
+        await asyncio.sleep(3600)  # the rest never comes
+        yield body[10:]
+
+    app = create_app(emit=recorder, sources=SOURCES, body_timeout_seconds=0.3)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://h") as c:
+        headers = {**request["headers"], "Content-Length": str(len(body))}
+        r = await asyncio.wait_for(c.post("/hooks/gh", content=stalls(), headers=headers), 30)
+        assert r.status_code == 408
+        assert r.json() == {"error": "body not received within 0.3 s"}
+        assert r.headers["connection"] == "close"
+        assert recorder.batches == []
+        again = await c.post("/hooks/gh", **request)  # the same delivery, sent whole
+        assert again.status_code == 202, again.text
+    assert len(recorder.batches) == 1
+
+
+async def test_starlettes_own_answers_are_json_and_never_redirect(client, recorder):
+    for method, path, status, error in [
+        ("POST", "/hooks/gh/", 404, "not found; the path is /hooks/gh (no trailing slash)"),
+        ("GET", "/healthz/", 404, "not found; the path is /healthz (no trailing slash)"),
+        ("POST", "/hooks//", 404, "not found"),
+        ("GET", "/", 404, "not found"),
+        ("GET", "/hooks/gh", 405, "method not allowed; use POST"),
+        ("DELETE", "/healthz", 405, "method not allowed; use GET or HEAD"),
+    ]:
+        r = await client.request(method, path, headers={"Host": "evil.example"})
+        assert (r.status_code, r.json()) == (status, {"error": error}), (method, path)
+        assert r.headers["content-type"] == "application/json"
+        assert "location" not in r.headers
+    assert (await client.get("/hooks/gh")).headers["allow"] == "POST"
+    assert recorder.batches == []
+
+
+def test_serve_passes_the_body_timeout_to_the_app(monkeypatch):
+    import uvicorn
+
+    import prefect_stacks._cli.webhooks  # noqa: F401  (registers `webhooks`)
+
+    runs: list[Any] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: runs.append(app))
+    runner = CliRunner()
+    with temporary_settings({PREFECT_API_URL: "http://127.0.0.1:9/api"}):
+        assert runner.invoke(cli_app, ["webhooks", "serve"]).exit_code == 0
+        result = runner.invoke(cli_app, ["webhooks", "serve", "--body-timeout", "2.5"])
+        assert result.exit_code == 0, result.output
+        refused = runner.invoke(cli_app, ["webhooks", "serve", "--body-timeout", "0"])
+    assert [app.state.receiver.body_timeout for app in runs] == [10.0, 2.5]
+    assert refused.exit_code != 0
