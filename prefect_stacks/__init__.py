@@ -13,7 +13,7 @@ from prefect_stacks.blocks.slack import SlackChannel
 from prefect_stacks.blocks.terraform import TerraformStack
 from prefect_stacks.blocks.webhooks import WebhookSource
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 

@@ -14,6 +14,7 @@ app = typer.Typer(
 )
 
 from prefect_stacks._cli import automations as _automations  # noqa: E402,F401
+from prefect_stacks._cli import blocks as _blocks  # noqa: E402,F401  (blocks upgrade)
 from prefect_stacks._cli import env as _env  # noqa: E402,F401  (registers env ...)
 from prefect_stacks._cli import trigger as _trigger  # noqa: E402,F401  (registers trigger)
 from prefect_stacks._cli import up as _up  # noqa: E402,F401  (registers up/down/status)

@@ -35,7 +35,6 @@ from typing import Any, Literal
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import httpx
-from prefect.blocks.core import Block
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -59,6 +58,7 @@ from prefect_stacks._http import (
     server_now,
 )
 from prefect_stacks._process import Redactor, default_logger
+from prefect_stacks.blocks.base import StacksBlock
 from prefect_stacks.exceptions import ConfigurationError
 
 GITHUB_API_URL = "https://api.github.com"
@@ -362,7 +362,7 @@ class GitHubRateLimitPolicy(RateLimitPolicy):
 # --------------------------------------------------------------------------- blocks
 
 
-class GitHubResponseCache(Block):
+class GitHubResponseCache(StacksBlock):
     """ETags and the little data kept with them, per URL, for conditional requests of a
     `GitHubRepository` (named by its `response_cache_block` field): a scheduled watcher is
     a new process each poll, and this is how its `304 Not Modified` answers (which cost no
@@ -402,7 +402,7 @@ class GitHubResponseCache(Block):
     )
 
 
-class GitHubRepository(Block):
+class GitHubRepository(StacksBlock):
     """A GitHub repository (github.com or GitHub Enterprise Server) and the token to
     reach it: open pull requests, commit statuses, a sticky pull-request comment,
     releases, and git credentials for Prefect's `git_clone` pull step.

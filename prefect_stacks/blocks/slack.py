@@ -48,6 +48,7 @@ from slack_sdk.http_retry import (
 from slack_sdk.webhook import WebhookClient
 
 from prefect_stacks._process import Redactor, default_logger
+from prefect_stacks.blocks.base import StacksBlock
 from prefect_stacks.exceptions import ConfigurationError, NotificationError
 
 # Slack's documented limits (Block Kit and chat.postMessage).
@@ -227,7 +228,7 @@ def _host_of(url: str) -> str:
     return f"{parts.scheme}://{host}{port}"
 
 
-class SlackChannel(NotificationBlock):
+class SlackChannel(NotificationBlock, StacksBlock):
     """A Slack channel to post to, with a bot token (``chat.postMessage``) or an incoming
     webhook. Prefect automations can use it as their notification block; flows post
     environment lifecycle messages through :func:`notify_environment`.

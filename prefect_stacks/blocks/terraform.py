@@ -34,13 +34,13 @@ from typing import Any
 
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
-from prefect.blocks.core import Block
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from python_terraform import IsFlagged, IsNotFlagged, Terraform
 
 from prefect_stacks._git import auth_env
 from prefect_stacks._process import ProcessResult, default_logger, run_process, write_private_file
+from prefect_stacks.blocks.base import StacksBlock
 from prefect_stacks.exceptions import ConfigurationError, StackError, StateLockedError
 from prefect_stacks.settings import get_settings
 
@@ -253,7 +253,7 @@ class TerraformWorkdir:
         return f"TerraformWorkdir(stack={self.stack_name!r}, workspace={self.workspace!r})"
 
 
-class TerraformStack(Block):
+class TerraformStack(StacksBlock):
     """A Terraform configuration run as a stack: where its code comes from (a local
     directory or a git repository), the workspace, variables (plain and secret), provider
     credentials, and the backend that holds its state and lock.

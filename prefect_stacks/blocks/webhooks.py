@@ -18,15 +18,16 @@ from __future__ import annotations
 
 from typing import Literal
 
-from prefect.blocks.core import Block
 from pydantic import ConfigDict, Field, SecretStr, field_validator
+
+from prefect_stacks.blocks.base import StacksBlock
 
 WebhookKind = Literal["github", "gitlab", "registry", "generic"]
 
 DEFAULT_MAX_BODY_BYTES = 1_048_576
 
 
-class WebhookSource(Block):
+class WebhookSource(StacksBlock):
     """A sender of webhooks to the prefect-stacks receiver: how its deliveries are
     verified (HMAC signature, token or bearer token) and translated into prefect-stacks
     events (the same events the watchers emit).

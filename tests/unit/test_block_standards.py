@@ -3,18 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from prefect.blocks.core import Block
 from prefect.testing.standard_test_suites import BlockStandardTestSuite
 
 import prefect_stacks
+from prefect_stacks.blocks.base import package_blocks
 
-BLOCKS = [
-    obj
-    for obj in vars(prefect_stacks).values()
-    if isinstance(obj, type)
-    and issubclass(obj, Block)
-    and obj.__module__.startswith("prefect_stacks")
-]
+BLOCKS = package_blocks()
 
 
 def test_every_block_is_exported_for_registration():

@@ -1,0 +1,149 @@
+"""The base of every prefect-stacks block: secrets masked however they are nested.
+
+Prefect masks a saved block's secrets in every non-secret view (the REST API without
+``include_secrets``, ``prefect block inspect``, the UI) by the paths listed in the block
+schema's ``secret_fields``; it replaces the value found at exactly that path of the
+flattened document, or everything below a ``name.*`` wildcard. Prefect 3 lists a
+``dict[str, SecretStr]`` field as ``name``, but a non-empty dict is flattened one level
+deeper (``name.<key>``), so nothing matches and every value is shown in clear; a list of
+models with a secret field is listed as ``name.field`` although lists are not flattened.
+
+:func:`secret_paths` computes the paths from the annotations so that the server's rule
+masks what is there: a mapping whose values hold a secret is ``name.*``, a sequence that
+holds one is ``name`` (masked whole), a plain secret is ``name``, a nested model is walked.
+:class:`StacksBlock` puts that list into the schema in place of Prefect's.
+
+The block schema checksum leaves ``secret_fields`` out, so a server keeps the schema it
+was first given for a package version: the version of prefect-stacks is the schema
+version, and a fix to ``secret_fields`` ships with a new version. Block documents saved
+under an older schema keep it until they are saved again (``prefect-stacks blocks
+upgrade``).
+"""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Mapping
+from typing import Annotated, Any, Union, get_args, get_origin
+
+from prefect.blocks.core import Block, schema_extra
+from prefect.types import SecretDict
+from pydantic import BaseModel, ConfigDict, Secret, SecretBytes, SecretStr
+
+_SECRET_TYPES = (SecretStr, SecretBytes, Secret)
+_SEQUENCES = (list, tuple, set, frozenset)
+
+
+def _is_secret(annotation: Any) -> bool:
+    origin = get_origin(annotation) or annotation
+    return isinstance(origin, type) and issubclass(origin, _SECRET_TYPES)
+
+
+def secret_paths(name: str, annotation: Any) -> list[str]:
+    """The ``secret_fields`` entries of one field: where its secrets sit in the saved,
+    flattened block document."""
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is Annotated:
+        return secret_paths(name, args[0])
+    if origin is Union or origin is types.UnionType:
+        found: list[str] = []
+        for arg in args:
+            found += [p for p in secret_paths(name, arg) if p not in found]
+        return found
+    if isinstance(annotation, type) and issubclass(annotation, SecretDict):
+        return [f"{name}.*"]
+    if _is_secret(annotation):
+        return [name]
+    if isinstance(origin, type) and issubclass(origin, Mapping):
+        return [f"{name}.*"] if args and secret_paths("v", args[-1]) else []
+    if origin in _SEQUENCES:
+        return [name] if any(secret_paths("v", arg) for arg in args) else []
+    if Block.is_block_class(annotation):  # saved as a reference: masked by its own schema
+        return [f"{name}.{s}" for s in annotation.model_json_schema()["secret_fields"]]
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        found = []
+        for field_name, field in annotation.model_fields.items():
+            found += secret_paths(f"{name}.{field_name}", field.annotation)
+        return found
+    return []
+
+
+def _stacks_schema_extra(schema: dict[str, Any], model: type[Block]) -> None:
+    schema_extra(schema, model)
+    paths: list[str] = []
+    for name, field in model.model_fields.items():
+        paths += secret_paths(name, field.annotation)
+    schema["secret_fields"] = paths
+
+
+class StacksBlock(Block):
+    """A Prefect block whose schema lists every secret where the server can mask it."""
+
+    model_config = ConfigDict(json_schema_extra=_stacks_schema_extra)
+
+
+def package_blocks() -> list[type[Block]]:
+    """Every block class prefect-stacks exports (what ``prefect block register -m
+    prefect_stacks`` registers)."""
+    import prefect_stacks
+
+    return sorted(
+        (
+            obj
+            for obj in vars(prefect_stacks).values()
+            if isinstance(obj, type)
+            and issubclass(obj, Block)
+            and obj.__module__.startswith("prefect_stacks")
+        ),
+        key=lambda cls: cls.__name__,
+    )
+
+
+def upgrade_block_documents(*, dry_run: bool = False) -> dict[str, list[str]]:
+    """Point every saved prefect-stacks block document at its block type's current schema
+    (registering it first), so the server masks its secrets by today's ``secret_fields``.
+    The data is kept as it is; a document the current class does not validate is left
+    alone and reported. Returns ``{"upgraded"|"current"|"invalid": ["slug/name", ...]}``."""
+    from prefect import get_client
+    from prefect.client.schemas.actions import BlockDocumentUpdate
+    from pydantic import ValidationError
+
+    from prefect_stacks.exceptions import PrefectStacksError
+
+    report: dict[str, list[str]] = {"upgraded": [], "current": [], "invalid": []}
+    with get_client(sync_client=True) as client:
+        for cls in package_blocks():
+            cls.register_type_and_schema(client=client)
+            slug = cls.get_block_type_slug()
+            for doc in _documents_of_type(client, slug):
+                label = f"{slug}/{doc.name}"
+                if doc.is_anonymous or doc.block_schema_id == cls._block_schema_id:
+                    report["current"].append(label)
+                    continue
+                try:
+                    cls.model_validate(doc.data)
+                except (ValidationError, ValueError, PrefectStacksError) as exc:
+                    report["invalid"].append(f"{label}: {str(exc).splitlines()[0]}")
+                    continue
+                if not dry_run:
+                    client.update_block_document(
+                        doc.id,
+                        BlockDocumentUpdate(
+                            block_schema_id=cls._block_schema_id,
+                            data=doc.data,
+                            merge_existing_data=False,
+                        ),
+                    )
+                report["upgraded"].append(label)
+    return report
+
+
+def _documents_of_type(client: Any, slug: str, page: int = 200) -> list[Any]:
+    documents: list[Any] = []
+    while True:
+        batch = client.read_block_documents_by_type(
+            slug, offset=len(documents), limit=page, include_secrets=True
+        )
+        documents += batch
+        if len(batch) < page:
+            return documents
