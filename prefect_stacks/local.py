@@ -10,7 +10,7 @@ Everything lives under one project-local *home* (default ``./.prefect-stacks``):
     <home>/worker.log      output of `prefect worker start`
     <home>/server.json     pid file of a server started here (pid, port, argv ...)
     <home>/worker.json     pid file of a worker started here
-    <home>/env.sh          `export PREFECT_API_URL=...` for a shell
+    <home>/env.sh          for a shell: PREFECT_API_URL, and this virtualenv first on PATH
 
 Typical use::
 
@@ -21,8 +21,9 @@ Typical use::
     finally:
         platform.stop()            # worker first, then server (only what it started)
 
-Every step is idempotent: a second ``up`` reuses a healthy server on the port and a live
-worker recorded in the home, and upserts the work pool, the block document and the
+Every step is idempotent: a second ``up`` reuses the server and the live worker recorded
+in the home (never a server started elsewhere: ``up`` refuses a port where one answers,
+before it writes anything), and upserts the work pool, the block document and the
 deployments. Children run in their own session (process group), so a Ctrl-C in the
 terminal reaches only the process that started them, which then stops them in order.
 """
@@ -32,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -299,13 +301,81 @@ def server_healthy(api_url: str, timeout: float = 2.0) -> bool:
     return response.status_code == 200
 
 
+def suggest_port(host: str, after: int) -> int:
+    """A port to offer instead of ``after``: the first of ``after + 100`` onwards
+    (4300 for 4200) that nobody listens on and that binds; else any free port."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    start = after + 100 if after + 100 < 65000 else 4300
+    for port in range(start, start + 100):
+        if port == after or port_in_use(host, port):
+            continue
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+        return port
+    return free_port(host)
+
+
+def listener_pid(port: int) -> int | None:
+    """The pid of the process listening on TCP ``port``, from /proc; None when unknown
+    (no /proc, or a process of another user)."""
+    sockets: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                cols = line.split()
+                if len(cols) > 9 and cols[3] == "0A" and int(cols[1].rsplit(":")[-1], 16) == port:
+                    sockets.add(f"socket:[{cols[9]}]")
+    if sockets:
+        for fd_dir in Path("/proc").glob("[0-9]*/fd"):
+            with contextlib.suppress(OSError):
+                if any(os.readlink(fd) in sockets for fd in fd_dir.iterdir()):
+                    return int(fd_dir.parent.name)
+    return None
+
+
+def _owner(port: int) -> tuple[str, str]:
+    """Whose process listens on ``port``, as far as /proc tells: `` (pid 123: <argv>,
+    started in <dir>)`` and how to stop it; ``("", "")`` when unknown."""
+    pid = listener_pid(port)
+    if pid is None:
+        return "", ""
+    argv = " ".join(" ".join(cmdline(pid) or []).split())  # one line, even for `-c` code
+    argv = f": `{argv if len(argv) <= 80 else argv[:77] + '...'}`" if argv else ""
+    try:
+        cwd = Path(os.readlink(f"/proc/{pid}/cwd"))
+    except OSError:
+        return f" (pid {pid}{argv})", f" (pid {pid})"
+    with contextlib.suppress(OSError, ValueError, TypeError, KeyError):
+        if int(json.loads((cwd / "server.json").read_text())["port"]) == port:
+            # `up` starts its server in its home: that home's pid file names this port.
+            home = shlex.quote(str(cwd))
+            return f" but from {cwd}", f": `prefect-stacks down --home {home}`"
+    return f" (pid {pid}{argv}, started in {cwd})", f" (pid {pid})"
+
+
+def _other_port_advice(cfg: LocalConfig) -> str:
+    """``Use another port: `prefect-stacks up ... --port <free>` or `make up ...` ``."""
+    args = []
+    if cfg.home != LocalConfig().home:
+        args += ["--home", str(cfg.home)]
+    if cfg.host != DEFAULT_HOST:
+        args += ["--host", cfg.host]
+    args += ["--port", str(suggest_port(cfg.host, cfg.port))]
+    line = " ".join(shlex.quote(a) for a in args)
+    return f'Use another port: `prefect-stacks up {line}` or `make up UP_ARGS="{line}"`'
+
+
 # --------------------------------------------------------------------------- pid files
 
 
 @dataclass
 class ManagedProcess:
     """The server or worker: started by this :class:`LocalPlatform`, or reused (started
-    earlier, e.g. by ``up --detach``, or by someone else for a server)."""
+    earlier from the same home, e.g. by ``up --detach``)."""
 
     role: str
     pid: int | None
@@ -405,11 +475,11 @@ class LocalPlatform:
 
     # ------------------------------------------------------------------ server
     def start_server(self, timeout: float = SERVER_START_TIMEOUT) -> ManagedProcess:
-        """Reuse a healthy server on the port, else start ``prefect server start`` on
-        SQLite under the home and wait for ``/api/health``."""
+        """Reuse the server recorded in the home's pid file (alive, same port), else
+        start ``prefect server start`` on SQLite under the home and wait for
+        ``/api/health``. A server on the port that the home did not start is refused
+        before anything is written: its blocks and deployments are someone else's."""
         cfg = self.config
-        cfg.home.mkdir(parents=True, exist_ok=True)
-        cfg.prefect_home.mkdir(parents=True, exist_ok=True)
         record = read_pid_file(cfg.server_pid_file, "server")
         if record is not None and int(record.get("port", -1)) != cfg.port:
             raise LocalPlatformError(
@@ -425,17 +495,21 @@ class LocalPlatform:
             self.say(f"server: reusing {cfg.base_url} (pid {pid})")
             return self.server
         if server_healthy(cfg.api_url):
-            self.server = ManagedProcess("server", None, None, started=False)
-            self.say(
-                f"server: reusing the Prefect server already on {cfg.base_url} "
-                f"(not started from {cfg.home}: its database lives elsewhere)"
+            # Never join a server this home did not start: its blocks, deployments and
+            # Terraform state belong to someone else (checked before anything is written).
+            whose, stop = _owner(cfg.port)
+            raise LocalPlatformError(
+                f"a Prefect server already runs on {cfg.base_url}, not started from "
+                f"{cfg.home}{whose}; `up` never joins or rewrites a server it did not start. "
+                f"{_other_port_advice(cfg)}, or stop that server{stop}"
             )
-            return self.server
         if port_in_use(cfg.host, cfg.port):
             raise LocalPlatformError(
                 f"port {cfg.port} on {cfg.host} is in use by something that is not a "
-                "healthy Prefect server; choose another with --port"
+                f"healthy Prefect server{_owner(cfg.port)[0]}. {_other_port_advice(cfg)}"
             )
+        cfg.home.mkdir(parents=True, exist_ok=True)
+        cfg.prefect_home.mkdir(parents=True, exist_ok=True)
         argv = prefect_argv("server", "start", "--host", cfg.host, "--port", str(cfg.port))
         popen = self._spawn(argv, cfg.server_log)
         self.server = ManagedProcess("server", popen.pid, cfg.server_log, True, popen)
@@ -764,12 +838,20 @@ class LocalPlatform:
         )
 
     def write_env_file(self) -> Path:
+        """``<home>/env.sh``: after ``. <home>/env.sh`` a shell's bare ``prefect`` and
+        ``prefect-stacks`` are this virtualenv's, talking to this server."""
         path = self.config.env_file
-        path.write_text(
-            "# Source this file to point the prefect CLI at the local server:\n"
-            f"#   . {path}\n"
-            f"export PREFECT_API_URL={self.config.api_url}\n"
-        )
+        lines = [
+            "# Source this file to point the prefect CLI at the local server:",
+            f"#   . {shlex.quote(str(path))}",
+            f"export PREFECT_API_URL={shlex.quote(self.config.api_url)}",
+        ]
+        # The directory of this interpreter, not resolved: a virtualenv's bin/ (its
+        # python is a symlink to the system's), where `prefect` and `prefect-stacks` are.
+        bin_dir = Path(sys.executable).parent
+        if (bin_dir / "prefect").exists():
+            lines.append(f'export PATH={shlex.quote(str(bin_dir))}:"$PATH"')
+        path.write_text("\n".join(lines) + "\n")
         return path
 
     def check_children(self) -> str | None:

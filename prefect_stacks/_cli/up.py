@@ -5,6 +5,7 @@ process worker, blocks and deployments) on this machine. The work is done by
 from __future__ import annotations
 
 import contextlib
+import shlex
 import shutil
 import signal
 import sys
@@ -43,23 +44,27 @@ def _say(message: str) -> None:
         typer.echo(message)
 
 
-def _prefect_command() -> str:
-    """How the user should call this virtualenv's `prefect`: plain `prefect` when that
-    is what PATH finds, else its path (relative to the current directory if inside)."""
-    script = Path(sys.executable).parent / "prefect"
+def _script(name: str) -> str:
+    """How to call this virtualenv's script ``name`` from the current shell: plain
+    ``name`` when that is what PATH finds, else its path (relative to the current
+    directory if inside)."""
+    script = Path(sys.executable).parent / name
     if not script.exists():
-        return "prefect"
-    found = shutil.which("prefect")
+        return name
+    found = shutil.which(name)
     if found and Path(found).resolve() == script.resolve():
-        return "prefect"
-    try:
-        return str(script.relative_to(Path.cwd()))
-    except ValueError:
-        return str(script)
+        return name
+    return _shell_path(script)
+
+
+def _shell_path(path: Path) -> str:
+    """``path`` for a shell in the current directory: relative if inside, quoted."""
+    with contextlib.suppress(ValueError):
+        path = path.relative_to(Path.cwd())
+    return shlex.quote(str(path))
 
 
 def _next_steps(config: LocalConfig, result: UpResult, detach: bool) -> str:
-    prefect = _prefect_command()
     t = result.timings
     parts = [f"{k} {v:.1f} s" for k, v in t.items() if k != "total"]
     lines = [
@@ -74,25 +79,29 @@ def _next_steps(config: LocalConfig, result: UpResult, detach: bool) -> str:
         lines.append(f"  worker       {result.worker.describe()}, pool {config.pool!r}")
     else:
         lines.append(f"  worker       none (--no-worker): runs wait in pool {config.pool!r}")
+    # Commands exactly as they run, in a shell of this directory: env.sh points the
+    # bare `prefect` and `prefect-stacks` at this virtualenv and this server.
+    env_sh = _shell_path(config.env_file)
+    env_sh = env_sh if "/" in env_sh else f"./{env_sh}"  # `. env.sh` would search PATH
     lines += [
         f"  deployments  {', '.join(result.deployments)}",
         f"  state        {config.state_dir(LOCAL_WEBAPP)}",
         "",
-        "Try it (in another terminal):",
+        f"Try it (in another terminal, in {Path.cwd()}):",
         "",
-        f"  export PREFECT_API_URL={config.api_url}      # or: . {config.env_file}",
-        f"  {prefect} deployment run 'stack-apply/{LOCAL_WEBAPP}' --watch",
-        "      then open the URL it publishes: the run's log ('outputs: url=...') or its",
-        "      link artifact (UI: Runs > apply-local-webapp-default > Artifacts)",
-        f"  {prefect} deployment run 'stack-apply/{LOCAL_WEBAPP}' -p require_approval=true",
-        "      pauses after the plan: approve or reject it in the UI (Runs > the run > Resume)",
-        f"  {prefect} deployment run 'stack-destroy/{LOCAL_WEBAPP}' --watch",
+        f"  . {env_sh}    # PREFECT_API_URL={config.api_url}, this virtualenv on PATH",
+        f"  prefect deployment run 'stack-apply/{LOCAL_WEBAPP}' --watch",
+        "  # then open the URL it publishes: the run's log ('outputs: url=...') or its",
+        "  # link artifact (UI: Runs > apply-local-webapp-default > Artifacts)",
+        f"  prefect deployment run 'stack-apply/{LOCAL_WEBAPP}' -p require_approval=true",
+        "  # pauses after the plan: approve or reject it in the UI (Runs > the run > Resume)",
+        f"  prefect deployment run 'stack-destroy/{LOCAL_WEBAPP}' --watch",
         "",
     ]
     if detach:
         lines.append(
-            f"Left running in the background; stop it with: prefect-stacks down --home "
-            f"{config.home}"
+            "Left running in the background; stop it with: "
+            f"{_script('prefect-stacks')} down --home {_shell_path(config.home)}"
         )
     else:
         lines.append("Press Ctrl-C to stop the worker and the server.")

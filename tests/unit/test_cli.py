@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -20,6 +23,7 @@ from typer.testing import CliRunner
 import prefect_stacks
 from prefect_stacks import local
 from prefect_stacks._cli import app
+from prefect_stacks._cli import up as up_cli
 from prefect_stacks.local import (
     LocalConfig,
     LocalPlatform,
@@ -230,3 +234,190 @@ def test_children_ignore_database_settings_of_the_caller(tmp_path, monkeypatch):
     assert "PREFECT_API_DATABASE_CONNECTION_URL" not in env
     assert "PREFECT_SERVER_DATABASE_TIMEOUT" not in env
     assert env["PREFECT_SERVER_DATABASE_CONNECTION_URL"].startswith("sqlite+aiosqlite:///")
+
+
+# ------------------------------------------------- a server on the port from elsewhere
+
+FAKE_PREFECT_SERVER = """
+import http.server, sys
+class Health(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200 if self.path == '/api/health' else 404)
+        self.end_headers()
+        self.wfile.write(b'true')
+    def log_message(self, *args):
+        pass
+http.server.HTTPServer(('127.0.0.1', int(sys.argv[1])), Health).serve_forever()
+"""
+
+
+def _wait_healthy(api_url: str) -> None:
+    deadline = time.monotonic() + 10
+    while not local.server_healthy(api_url, timeout=0.5):
+        assert time.monotonic() < deadline, f"{api_url}/health never answered"
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def health_only_server():
+    """A stand-in for a Prefect server somebody else started: answers GET /api/health
+    with 200 on a free loopback port, and records every request it gets."""
+    requests: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            requests.append(f"{self.command} {self.path}")
+            self.send_response(200 if self.path == "/api/health" else 404)
+            self.end_headers()
+            self.wfile.write(b"true")
+
+        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _answer
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", _free_port()), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1], requests
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_up_refuses_a_server_it_did_not_start_before_writing_anything(tmp_path, health_only_server):
+    port, requests = health_only_server
+    home = tmp_path / "home B"
+    result = runner.invoke(
+        app, ["up", "--home", str(home), "--port", str(port), "--no-worker", "--detach"]
+    )
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    assert isinstance(result.exception, SystemExit)
+    (error,) = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert f"already runs on http://127.0.0.1:{port}, not started from {home}" in error
+    # whose it is: this test process listens on the port
+    assert f"(pid {os.getpid()}: " in error
+    assert "`prefect-stacks up --home" in error and 'make up UP_ARGS="--home' in error
+    suggested = int(re.search(r"--port (\d+)`", error).group(1))
+    assert suggested != port and not local.port_in_use("127.0.0.1", suggested)
+    assert "or stop that server" in error
+    # nothing was asked of the server but its health, nothing written under the home
+    assert requests and set(requests) == {"GET /api/health"}
+    assert not home.exists()
+
+
+def test_up_reuses_the_server_its_home_started_and_refuses_it_from_another_home(tmp_path):
+    """A live server recorded in home A's pid file (same port) is reused from A; from
+    home B the same server is refused, naming A and how to stop it."""
+    port = _free_port()
+    home_a, home_b = tmp_path / "a", tmp_path / "b"
+    home_a.mkdir()
+    # argv of a `prefect server start`, as read_pid_file checks; cwd is the home, as `up`
+    # starts its server
+    proc = subprocess.Popen(
+        [sys.executable, "-c", FAKE_PREFECT_SERVER, str(port), "prefect", "server", "start"],
+        cwd=home_a,
+        start_new_session=True,
+    )
+    try:
+        config_a = LocalConfig(home=home_a, port=port)
+        _wait_healthy(config_a.api_url)
+        config_a.server_pid_file.write_text(json.dumps({"pid": proc.pid, "port": port}))
+        messages: list[str] = []
+        server = LocalPlatform(config_a, say=messages.append).start_server(timeout=5)
+        assert (server.pid, server.started) == (proc.pid, False)
+        assert messages == [f"server: reusing {config_a.base_url} (pid {proc.pid})"]
+
+        with pytest.raises(LocalPlatformError) as excinfo:
+            LocalPlatform(LocalConfig(home=home_b, port=port)).start_server(timeout=5)
+        message = str(excinfo.value)
+        assert f"not started from {home_b} but from {home_a}" in message
+        assert f"`prefect-stacks down --home {home_a}`" in message
+        assert "--port" in message and "\n" not in message
+        assert not home_b.exists()
+
+        # the same home asked for another port: the recorded server is named
+        with pytest.raises(LocalPlatformError, match=f"running on port {port}, not"):
+            LocalPlatform(LocalConfig(home=home_a, port=_free_port())).start_server()
+        assert proc.poll() is None  # nobody stopped it
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_port_taken_by_something_else_suggests_a_free_port(tmp_path):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        with pytest.raises(LocalPlatformError) as excinfo:
+            LocalPlatform(LocalConfig(home=tmp_path / "h", port=port)).start_server(timeout=1)
+    suggested = int(re.search(r"--port (\d+)`", str(excinfo.value)).group(1))
+    assert suggested != port
+    assert not (tmp_path / "h").exists()
+
+
+# ------------------------------------------------- what `up` tells a shell to run
+
+
+def _fresh_shell(script: str) -> subprocess.CompletedProcess[str]:
+    """``sh -c script`` with a PATH that has no virtualenv on it (a new terminal)."""
+    return subprocess.run(
+        ["sh", "-c", script],
+        env={"PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", "/tmp")},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def test_env_file_puts_this_virtualenv_first_on_path(tmp_path):
+    home = tmp_path / "a home"  # a space: the file quotes what it exports
+    home.mkdir()
+    path = LocalPlatform(LocalConfig(home=home, port=4321)).write_env_file()
+    bin_dir = Path(sys.executable).parent
+    shell = _fresh_shell(
+        f". '{path}' && command -v prefect && command -v prefect-stacks "
+        '&& echo "$PREFECT_API_URL" && prefect-stacks --help >/dev/null && echo ok'
+    )
+    assert shell.returncode == 0, shell.stderr
+    assert shell.stdout.split() == [
+        str(bin_dir / "prefect"),
+        str(bin_dir / "prefect-stacks"),
+        "http://127.0.0.1:4321/api",
+        "ok",
+    ]
+
+
+def test_next_steps_print_the_commands_as_they_run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = LocalConfig(port=4321)  # the default home, under the current directory
+    config.home.mkdir()
+    LocalPlatform(config).write_env_file()
+    result = local.UpResult(
+        server=local.ManagedProcess("server", 1, config.server_log, started=True),
+        worker=None,
+        pool_created=True,
+        blocks=[],
+        deployments=["stack-apply/local-webapp"],
+        timings={"server": 1.0, "total": 2.0},
+    )
+    text = up_cli._next_steps(config, result, detach=True)
+    commands = [
+        line.strip()
+        for line in text.split("Try it", 1)[1].splitlines()[1:]
+        if line.startswith("  ") and not line.strip().startswith("#")
+    ]
+    assert commands[0].startswith(". .prefect-stacks/env.sh ")
+    assert commands[1:] == [
+        "prefect deployment run 'stack-apply/local-webapp' --watch",
+        "prefect deployment run 'stack-apply/local-webapp' -p require_approval=true",
+        "prefect deployment run 'stack-destroy/local-webapp' --watch",
+    ]
+    # the first line, pasted into a new terminal here, finds this virtualenv's prefect
+    shell = _fresh_shell(f"{commands[0]}\ncommand -v prefect")
+    assert shell.returncode == 0, shell.stderr
+    assert shell.stdout.strip() == str(Path(sys.executable).parent / "prefect")
+    assert "down --home .prefect-stacks" in text.splitlines()[-1]
