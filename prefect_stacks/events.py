@@ -20,7 +20,7 @@ import uuid
 import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -108,7 +108,11 @@ _spec(
     )
 )
 for _action, _what in (
-    ("opened", "A pull request was opened (or reopened)."),
+    (
+        "opened",
+        "A pull request was opened or reopened, or may have become eligible (ready for "
+        "review, labels or base changed).",
+    ),
     ("updated", "New commits were pushed to a pull request's branch."),
     ("closed", "A pull request was closed without merging."),
     ("merged", "A pull request was merged."),
@@ -271,6 +275,23 @@ def git_commit(repository: str, branch: str, sha: str, before: str | None = None
     )
 
 
+def transition_instant(value: datetime | str | None) -> str | None:
+    """One spelling of a lifecycle transition's time, however the sender wrote it
+    (``2026-12-01T20:42:56Z``, ``…+00:00``, GitLab's ``2026-12-01 20:42:56 UTC``, a
+    datetime): UTC, to the second. ``None`` when there is none."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        text = value.strip().replace(" UTC", "+00:00")
+        try:
+            value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(f"{value!r} is not an ISO 8601 time") from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def pull_request(
     action: str,
     *,
@@ -282,8 +303,17 @@ def pull_request(
     title: str = "",
     author: str = "",
     url: str = "",
+    at: datetime | str | None = None,
 ) -> Event:
+    """A pull request event. Its id is derived from the head commit and, for the
+    lifecycle transitions (``opened``, ``closed``, ``merged``), from ``at``: when the
+    pull request became open or eligible (its ``updated_at`` then), was closed
+    (``closed_at``) or merged (``merged_at``). So a reopen, or a second close, is a new
+    event, while one transition seen twice (a redelivery, a watcher and a webhook) is one.
+    ``updated`` is identified by the new head commit alone."""
     repo = normalize_repository(repository)
+    instant = transition_instant(at) if action != "updated" else None
+    version = f"{head_sha}@{instant}" if instant else head_sha
     name = f"stacks.pull-request.{action}"
     return _event(
         name,
@@ -305,7 +335,7 @@ def pull_request(
             "url": url,
             "action": action,
         },
-        version=head_sha,
+        version=version,
     )
 
 

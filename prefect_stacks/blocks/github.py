@@ -599,8 +599,13 @@ class GitHubRepository(StacksBlock):
     def get_clone_url(self) -> str:
         """``clone_url``, or the one derived from ``api_url`` (``https://github.com/o/r.git``;
         ``https://HOST/o/r.git`` for GitHub Enterprise Server)."""
-        if self.clone_url:
-            return self.clone_url
+        return self.clone_url or self.github_clone_url()
+
+    def github_clone_url(self) -> str:
+        """The clone URL GitHub itself gives the repository (what its webhooks carry as
+        ``repository.clone_url``), derived from ``api_url``; ``clone_url`` (a mirror, a
+        local copy) does not change it. Events name the repository by this URL, so a
+        watcher's and a webhook's events about one pull request are the same event."""
         parts = urlsplit(self.api_url)
         host = parts.netloc
         if (parts.hostname or "").lower() == "api.github.com":

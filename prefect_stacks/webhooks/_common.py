@@ -270,6 +270,18 @@ def repository_url(value: Any, path: str) -> str:
     return url
 
 
+def instant(data: Mapping[str, Any], path: str | None) -> str | None:
+    """An optional time field (ISO 8601, or GitLab's ``… UTC``) in the one spelling of
+    :func:`events.transition_instant`; None when absent or when there is no ``path``."""
+    if path is None:
+        return None
+    value = text(get(data, path, required=False), path, optional=True, max_len=64)
+    try:
+        return events.transition_instant(value)
+    except ValueError:
+        raise BadRequest(f"{path}: not a time such as 2026-12-01T20:42:56Z") from None
+
+
 def image_repository(value: Any, path: str) -> str:
     name = text(value, path, max_len=255)
     if not _REPOSITORY_RE.match(name):

@@ -5,7 +5,9 @@
 - ``ping``: no event (200);
 - ``push`` to ``refs/heads/<branch>``: ``stacks.git.commit``;
 - ``pull_request`` opened/reopened, synchronize, closed (merged or not):
-  ``stacks.pull-request.opened``, ``updated``, ``merged``, ``closed``;
+  ``stacks.pull-request.opened``, ``updated``, ``merged``, ``closed``; the eligibility
+  changes ready_for_review, labeled, unlabeled and edited with a new base (``changes.base``)
+  on an open pull request: ``opened``, as the watcher emits when one starts to match;
 - ``release`` published: ``stacks.release.published``.
 
 Anything else (tag pushes, branch deletions, other actions and events) is ignored (202).
@@ -33,6 +35,7 @@ from prefect_stacks.webhooks._common import (
     get,
     header,
     hmac_hex,
+    instant,
     is_zero_sha,
     media_type,
     number,
@@ -48,7 +51,24 @@ EVENT_HEADER = "X-GitHub-Event"
 DELIVERY_HEADER = "X-GitHub-Delivery"
 DELIVERY_HEADERS = (DELIVERY_HEADER,)
 
-PR_ACTIONS = {"opened": "opened", "reopened": "opened", "synchronize": "updated"}
+# GitHub action -> our event. The eligibility changes (a draft marked ready, labels, a
+# new base) are `opened`: what the watcher emits when a pull request starts to match its
+# filters; the watcher decides, by its own filters, whether anything happens.
+PR_ACTIONS = {
+    "opened": "opened",
+    "reopened": "opened",
+    "ready_for_review": "opened",
+    "labeled": "opened",
+    "unlabeled": "opened",
+    "edited": "opened",  # only when the base changed (changes.base)
+    "synchronize": "updated",
+}
+# When each of our events happened, in the pull request object (events.pull_request).
+TRANSITION_TIME = {
+    "opened": "pull_request.updated_at",
+    "closed": "pull_request.closed_at",
+    "merged": "pull_request.merged_at",
+}
 
 
 def signature(secret: str, body: bytes) -> str:
@@ -125,10 +145,15 @@ def _pull_request(key: str, data: dict[str, Any]) -> Translation:
     if action == "closed":
         merged = get(data, "pull_request.merged", required=False)
         ours = "merged" if boolean(merged, "pull_request.merged", default=False) else "closed"
+    elif action == "edited" and get(data, "changes.base", required=False) is None:
+        return Translation(ignored="pull_request edited (title or body; the base is the same)")
     elif action in PR_ACTIONS:
         ours = PR_ACTIONS[action]
     else:
         return Translation(ignored=f"pull_request action {action!r}")
+    state = get(data, "pull_request.state", required=False)
+    if ours in ("opened", "updated") and state == "closed":
+        return Translation(ignored=f"pull_request {action!r} on a closed pull request")
     raw_number = get(data, "number", required=False)
     if raw_number is None:
         raw_number = get(data, "pull_request.number")
@@ -142,6 +167,7 @@ def _pull_request(key: str, data: dict[str, Any]) -> Translation:
         title=_field(data, "pull_request.title", optional=True),
         author=_field(data, "pull_request.user.login", optional=True),
         url=_field(data, "pull_request.html_url", optional=True),
+        at=instant(data, TRANSITION_TIME.get(ours)),
     )
     return Translation(deliveries=[Delivery(key, [event])])
 

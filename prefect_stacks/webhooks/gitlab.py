@@ -4,7 +4,8 @@ across retries of one delivery), else ``X-Gitlab-Event-UUID``, else the body's d
 
 - ``Push Hook`` to ``refs/heads/<branch>``: ``stacks.git.commit``;
 - ``Merge Request Hook`` open/reopen, update with new commits (``oldrev``), close, merge:
-  ``stacks.pull-request.opened``, ``updated``, ``closed``, ``merged``;
+  ``stacks.pull-request.opened``, ``updated``, ``closed``, ``merged`` (an update that
+  changes draft, labels or the target branch: ``opened``);
 - ``Release Hook`` create: ``stacks.release.published``.
 
 Anything else (``Tag Push Hook``, branch deletions, other actions and hooks) is ignored.
@@ -29,6 +30,7 @@ from prefect_stacks.webhooks._common import (
     expect_json,
     get,
     header,
+    instant,
     is_zero_sha,
     number,
     obj,
@@ -43,6 +45,8 @@ EVENT_HEADER = "X-Gitlab-Event"
 DELIVERY_HEADERS = ("Idempotency-Key", "X-Gitlab-Event-UUID")
 
 MR_ACTIONS = {"open": "opened", "reopen": "opened", "close": "closed", "merge": "merged"}
+# An update that changes one of these may change whether a merge request is wanted.
+_ELIGIBILITY = frozenset({"draft", "work_in_progress", "labels", "target_branch"})
 
 
 def verify(source: WebhookSource, headers: Headers, body: bytes, now: float) -> None:
@@ -97,9 +101,12 @@ def _merge_request(key: str, data: dict[str, Any]) -> Translation:
         max_len=100,
     )
     if action == "update":
-        if not attrs.get("oldrev"):
+        if attrs.get("oldrev"):
+            ours = "updated"
+        elif set(obj(get(data, "changes", required=False) or {}, "changes")) & _ELIGIBILITY:
+            ours = "opened"  # draft, labels or target changed: as the watcher would see it
+        else:
             return Translation(ignored="merge request update without new commits")
-        ours = "updated"
     elif action in MR_ACTIONS:
         ours = MR_ACTIONS[action]
     else:
@@ -116,6 +123,8 @@ def _merge_request(key: str, data: dict[str, Any]) -> Translation:
         title=_field(data, "object_attributes.title", optional=True),
         author=_field(data, "user.username", optional=True),
         url=_field(data, "object_attributes.url", optional=True),
+        # GitLab updates `updated_at` on each transition
+        at=None if ours == "updated" else instant(data, "object_attributes.updated_at"),
     )
     return Translation(deliveries=[Delivery(key, [event])])
 

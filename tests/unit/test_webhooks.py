@@ -322,7 +322,7 @@ async def test_github_ping_is_200_without_event(client, recorder):
     [
         ("push", push_payload(ref="refs/tags/v1.0.0"), "tag push"),
         ("push", push_payload(deleted=True, after="0" * 40), "branch deleted"),
-        ("pull_request", pr_payload("labeled"), "pull_request action 'labeled'"),
+        ("pull_request", pr_payload("assigned"), "pull_request action 'assigned'"),
         ("release", {"action": "created", "release": {}}, "release action 'created'"),
         ("issues", {"action": "opened"}, "GitHub event 'issues'"),
     ],
