@@ -25,11 +25,12 @@ import random
 import re
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import datetime, timedelta, timezone
 from enum import Enum
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
 import httpx
@@ -43,7 +44,14 @@ from prefect.client.schemas.actions import (
 from prefect.client.schemas.objects import ConcurrencyLeaseHolder
 from prefect.context import FlowRunContext, TaskRunContext
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
-from pydantic import BaseModel, Field
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    Field,
+    PydanticSchemaGenerationError,
+    WithJsonSchema,
+)
+from pydantic.json_schema import PydanticJsonSchemaWarning
 
 from prefect_stacks._variables import PartialListing, tagged_variable_values
 from prefect_stacks.exceptions import (
@@ -167,18 +175,108 @@ def validate_name(name: str) -> str:
     return name
 
 
-def validate_ttl(ttl_seconds: float) -> timedelta:
-    if not isinstance(ttl_seconds, (int, float)) or ttl_seconds <= 0:
+KEEP_HINT = "`prefect-stacks env keep <name>` makes an environment never expire"
+DURATION_EXAMPLES = "3600 (seconds), 90m, 2h, 1d or 1h30m"
+
+
+def validate_ttl(ttl_seconds: float, given: Any = None) -> timedelta:
+    """``ttl_seconds`` as a TTL; errors show ``given`` (what the user wrote) if set."""
+    if (
+        isinstance(ttl_seconds, bool)
+        or not isinstance(ttl_seconds, (int, float))
+        or not ttl_seconds > 0
+    ):
         raise ConfigurationError(
-            f"TTL must be a positive number of seconds, got {ttl_seconds!r}; "
-            "use keep() for an environment that never expires."
+            f"TTL must be a positive number of seconds or a duration such as "
+            f"{DURATION_EXAMPLES}; got {ttl_seconds if given is None else given!r}. "
+            f"({KEEP_HINT}.)"
         )
-    ttl = timedelta(seconds=ttl_seconds)
-    if ttl > MAX_TTL:
+    if ttl_seconds > MAX_TTL.total_seconds():
         raise ConfigurationError(
-            f"TTL {ttl} is longer than the {MAX_TTL.days}-day maximum; use keep() instead."
+            f"TTL {format_duration(timedelta(seconds=ttl_seconds))} is longer than the "
+            f"{MAX_TTL.days}-day maximum; {KEEP_HINT}."
         )
-    return ttl
+    return timedelta(seconds=ttl_seconds)
+
+
+def parse_ttl(value: float | str) -> timedelta:
+    """A TTL as a flow parameter or `env extend` takes it: seconds (a number, or digits)
+    or a duration (``90m``, ``2h``, ``1d``, ``1h30m``)."""
+    if isinstance(value, str):
+        return validate_ttl(parse_duration(value), given=value)
+    return validate_ttl(value)
+
+
+# ------------------------------------------------------------- flow parameters
+# Types for flow parameters that read well in the Prefect UI's run form and are checked
+# by the server when a run is created (a deployment enforces its parameter schema).
+
+# The server checks a string against this before the run exists; parse_duration is the
+# authority (it also refuses 0 and more than MAX_TTL, with a message).
+_DURATION_PATTERN = r"^\s*([0-9]+(\.[0-9]+)?|([0-9]+[smhdSMHD])+)\s*$"
+TTL_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {
+            "title": "duration",
+            "type": "string",
+            "pattern": _DURATION_PATTERN,
+            "examples": ["90m", "2h", "1d"],
+        },
+        {
+            "title": "seconds",
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "maximum": MAX_TTL.total_seconds(),
+        },
+    ]
+}
+TTL = Annotated[int | float | str, WithJsonSchema(TTL_SCHEMA)]
+
+
+class _Unset:
+    """An empty default that the parameter schema leaves out.
+
+    Prefect's server lets ``null`` through its schema check only for a property without
+    a default; a default of ``""`` or ``{}`` would refuse the ``null`` that API callers
+    and `prefect-stacks trigger` sent when these parameters were ``str | None``. So the
+    default is an empty ``str``/``dict`` that pydantic cannot put in a JSON schema: it is
+    left out (and Prefect's validation turns it into a plain ``""``/``{}`` for the run)."""
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> Any:
+        raise PydanticSchemaGenerationError("an unset flow parameter default")
+
+
+class _UnsetText(_Unset, str):
+    pass
+
+
+class _UnsetDict(_Unset, dict):
+    pass
+
+
+NO_TEXT: str = _UnsetText()
+NO_VARIABLES: dict[str, Any] = _UnsetDict()
+# pydantic says so for each such default; that is the point, not a problem
+warnings.filterwarnings(
+    "ignore",
+    message=r"Default value (|\{\}) is not JSON serializable",
+    category=PydanticJsonSchemaWarning,
+)
+
+
+def _empty_text(value: Any) -> Any:
+    return "" if value is None else value
+
+
+def _empty_dict(value: Any) -> Any:
+    return {} if value is None else value
+
+
+# One text box in the run form (not a str/None toggle); null from the API is "".
+Text = Annotated[str, BeforeValidator(_empty_text)]
+# A JSON object in the run form; null from the API is {}.
+Variables = Annotated[dict[str, Any], BeforeValidator(_empty_dict)]
 
 
 def variable_name(name: str) -> str:
@@ -625,6 +723,19 @@ def format_duration(delta: timedelta | None) -> str:
     else:
         text = f"{seconds // 86400}d{(seconds % 86400) // 3600:02d}h"
     return sign + text
+
+
+def expiry_text(env: Environment, now: datetime | None = None) -> str:
+    """The "expires in" of a listing: a destroyed or destroying environment has no
+    expiry left (its TTL no longer means anything)."""
+    now = now or utcnow()
+    if env.state == EnvironmentState.destroyed:
+        if env.destroyed_at is None:
+            return "—"
+        return f"destroyed {format_duration(now - env.destroyed_at)} ago"
+    if env.state == EnvironmentState.destroying:
+        return "— (being destroyed)"
+    return format_duration(env.expires_in(now))
 
 
 def parse_duration(text: str) -> float:
