@@ -12,11 +12,9 @@ their teardown, and a janitor that never leaks one.
   refreshes the table of live environments, and acts on nothing when the listing failed.
 """
 
-from __future__ import annotations
-
 import secrets
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from prefect import flow, get_client, get_run_logger, task
@@ -25,8 +23,10 @@ from prefect.cache_policies import NO_CACHE
 from prefect.context import get_run_context
 from prefect.exceptions import ObjectNotFound
 from prefect.settings import PREFECT_UI_URL
+from pydantic import Field
 
 from prefect_stacks import events
+from prefect_stacks._internal.failures import fails_cleanly
 from prefect_stacks.blocks.slack import SlackChannel, notify_environment
 from prefect_stacks.blocks.terraform import (
     artifact_key,
@@ -39,18 +39,24 @@ from prefect_stacks.blocks.terraform import (
     terraform_plan,
 )
 from prefect_stacks.environments import (
+    NO_TEXT,
+    NO_VARIABLES,
     TEARDOWN_DEPLOYMENT,
+    TTL,
     Environment,
     EnvironmentLedger,
     EnvironmentState,
+    Text,
+    Variables,
     check_teardown_deployment,
+    expiry_text,
     format_duration,
+    parse_ttl,
     schedule_teardown,
     utcnow,
     validate_name,
-    validate_ttl,
 )
-from prefect_stacks.exceptions import ConfigurationError, LedgerError
+from prefect_stacks.exceptions import ConfigurationError, EnvironmentNotFound, LedgerError
 
 DEFAULT_STALE_AFTER = 900
 
@@ -70,6 +76,26 @@ def _run_url() -> str | None:
     return f"{ui.rstrip('/')}/runs/flow-run/{run_id}" if ui and run_id else None
 
 
+def _block_names(block_type: type) -> list[str]:
+    """Names of the saved blocks of ``block_type`` (for an error message; best effort:
+    an empty list when the server cannot say)."""
+    try:
+        with get_client(sync_client=True) as client:
+            documents = client.read_block_documents_by_type(
+                block_type.get_block_type_slug(), limit=50, include_secrets=False
+            )
+    except Exception:  # noqa: BLE001 - only decorates an error already being raised
+        return []
+    return sorted(d.name for d in documents if d.name and not d.is_anonymous)
+
+
+def _existing(block_type: type, label: str) -> str:
+    names = _block_names(block_type)
+    if not names:
+        return f"there is no {label} block yet"
+    return f"the {label} blocks are: {', '.join(names)}"
+
+
 def _slack(name: str | None) -> SlackChannel | None:
     if not name:
         return None
@@ -77,8 +103,8 @@ def _slack(name: str | None) -> SlackChannel | None:
         return SlackChannel.load(name)
     except ValueError as exc:
         raise ConfigurationError(
-            f"no SlackChannel block named {name!r}; create it (Blocks > Slack Channel) or "
-            "leave the Slack parameter empty"
+            f"no SlackChannel block named {name!r} ({_existing(SlackChannel, 'SlackChannel')}); "
+            "create it (Blocks > Slack Channel) or leave slack_block empty"
         ) from exc
 
 
@@ -127,32 +153,35 @@ def _say(env: Environment, event: str, **extra: Any) -> None:
 
 
 @flow(name="demo-environment", flow_run_name="demo-{stack}")
+@fails_cleanly
 def demo_environment(
     stack: str = "local-webapp",
-    ttl_seconds: int = 3600,
-    name: str | None = None,
-    owner: str | None = None,
-    variables: dict[str, Any] | None = None,
-    slack_block: str | None = None,
-    teardown_deployment: str = TEARDOWN_DEPLOYMENT,
+    ttl_seconds: TTL = "1h",
+    name: Text = NO_TEXT,
+    owner: Text = NO_TEXT,
+    variables: Variables = NO_VARIABLES,
+    slack_block: Text = NO_TEXT,
 ) -> dict[str, Any]:
     """Stand a stack up as a demo environment that destroys itself after a TTL.
 
     Args:
-        stack: Name of the TerraformStack block to apply.
-        ttl_seconds: Seconds until the environment is destroyed (default one hour).
-        name: Environment (and workspace) name; default `demo-<6 hex>`.
+        stack: Name of the TerraformStack block to apply (Blocks > Terraform Stack).
+        ttl_seconds: Time to live: a duration such as 90m, 2h or 1d, or seconds (3600).
+            Later, `prefect-stacks env extend <name> 2h` or `env keep <name>`.
+        name: Environment (and workspace) name; empty: demo-<6 hex>.
         owner: Who the environment is for; shown in the ledger and on Slack.
         variables: Stack variables for this environment, merged over the block's.
-        slack_block: Name of a SlackChannel block to tell about it (optional).
-        teardown_deployment: Deployment that tears environments down.
+        slack_block: Name of a SlackChannel block to tell about it; empty: no Slack. A
+            block name (not a picker), as the REST API and `prefect-stacks trigger` pass it.
     """
     logger = get_run_logger()
     # Every check before the first change: bad input changes nothing.
-    ttl = validate_ttl(ttl_seconds)
+    ttl = parse_ttl(ttl_seconds)
     name = validate_name(name or f"demo-{secrets.token_hex(3)}")
+    variables = dict(variables or {})
     block = load_stack(stack, variables)
     _slack(slack_block)
+    teardown_deployment = TEARDOWN_DEPLOYMENT  # read here: tests point it elsewhere
     check_teardown_deployment(teardown_deployment)
 
     ledger = EnvironmentLedger()
@@ -161,13 +190,13 @@ def demo_environment(
         Environment(
             name=name,
             kind="demo",
-            owner=owner,
+            owner=owner or None,
             stack=stack,
             workspace=name,
-            variables=dict(variables or {}),
+            variables=variables,
             created_at=now,
             expires_at=now + ttl,
-            slack_block=slack_block,
+            slack_block=slack_block or None,
             provisioning_run_id=_current_run_id(),
             provisioning_started_at=now,
         )
@@ -176,6 +205,7 @@ def demo_environment(
     # environment is destroyed at expiry (and the janitor covers a missed run).
     schedule_teardown(name, env.expires_at, deployment=teardown_deployment, ledger=ledger)
     logger.info("environment %s recorded; teardown scheduled at %s", name, env.expires_at)
+    refresh_environment_table(ledger)
 
     try:
         with terraform_init(block, name) as workdir:
@@ -187,11 +217,13 @@ def demo_environment(
             finish_deploy(name, ledger, teardown_deployment, exc=exc)
         except Exception as record_exc:  # the apply's error matters more
             logger.error("could not record the failure of %s: %s", name, record_exc)
+        refresh_environment_table(ledger)
         raise
     url = outputs.values.get("url")
     env = finish_deploy(
         name, ledger, teardown_deployment, url=url if isinstance(url, str) else None
     )
+    refresh_environment_table(ledger)
     if env.state != EnvironmentState.ready:
         return {"name": name, "url": env.url, "state": env.state.value}
     if env.url:
@@ -461,6 +493,7 @@ def teardown(
         except Exception as schedule_exc:  # no teardown deployment: the janitor retries
             retry = f"not rescheduled ({schedule_exc}); the janitor will retry"
         logger.error("teardown of %s failed; %s", name, retry)
+        refresh_environment_table(ledger)
         _say(env, "teardown-failed", detail=f"{env.error}\n{retry}")
         raise
     done: list[bool] = []
@@ -479,13 +512,20 @@ def teardown(
         logger.warning("%s is now %s: leaving it to the run that took over", name, env.state.value)
         return "superseded"
     logger.info("%s destroyed (%s)", name, ", ".join(deleted) or "no Prefect objects")
+    refresh_environment_table(ledger)
     _say(env, "destroyed", detail=f"reason: {reason}")
     return "destroyed"
 
 
+Seconds = Annotated[int, Field(ge=0)]
+
+
 @flow(name="environment-teardown", flow_run_name="teardown-{name}")
+@fails_cleanly
 def environment_teardown(
-    name: str, reason: str = "expired", stale_after_seconds: int = DEFAULT_STALE_AFTER
+    name: str,
+    reason: Literal["expired", "requested"] = "expired",
+    stale_after_seconds: Annotated[int, Field(ge=1)] = DEFAULT_STALE_AFTER,
 ) -> str:
     """Destroy an environment: its Terraform workspace, the Prefect objects made for it,
     then mark it destroyed. Safe to run twice. While the environment is still being
@@ -494,23 +534,43 @@ def environment_teardown(
     scheduled with backoff (30 s, 2 min, 8 min ...); the janitor retries too.
 
     Args:
-        name: Environment name, e.g. demo-7f3a or PR_42.
+        name: Environment name, e.g. demo-7f3a or PR_42 (`prefect-stacks env list`).
         reason: `expired` (does nothing if the TTL was extended) or `requested`.
         stale_after_seconds: Take over another teardown of the same environment that
             started this long ago and never finished (its worker died).
     """
-    return teardown(name, reason, stale_after=stale_after_seconds)
+    try:
+        return teardown(name, reason, stale_after=stale_after_seconds)
+    except EnvironmentNotFound as exc:  # a typo in the run form: nothing was changed
+        raise UnknownEnvironment(f"{exc} {_live_names()}") from None
+
+
+class UnknownEnvironment(ConfigurationError, EnvironmentNotFound):
+    """A teardown was asked for an environment the ledger does not know: the user's to
+    fix (a ConfigurationError: the run fails with the message, no traceback)."""
+
+
+def _live_names() -> str:
+    try:
+        names = sorted(e.name for e in EnvironmentLedger().list())
+    except Exception:  # noqa: BLE001 - only decorates an error already being raised
+        return ""
+    if not names:
+        return "(no environment is live)"
+    shown = ", ".join(names[:20]) + (f" and {len(names) - 20} more" if len(names) > 20 else "")
+    return f"(live: {shown})"
 
 
 # --------------------------------------------------------------------------- janitor
 
 
 @flow(name="environment-janitor", flow_run_name="janitor")
+@fails_cleanly
 def environment_janitor(
     dry_run: bool = False,
-    warn_before_seconds: int = 600,
-    stale_after_seconds: int = DEFAULT_STALE_AFTER,
-    retention_days: int = 7,
+    warn_before_seconds: Seconds = 600,
+    stale_after_seconds: Annotated[int, Field(ge=1)] = DEFAULT_STALE_AFTER,
+    retention_days: Annotated[int, Field(ge=0)] = 7,
 ) -> dict[str, list[str]]:
     """Tear down expired environments whose teardown did not happen, warn before expiry,
     and refresh the table of live environments.
@@ -595,7 +655,18 @@ def environment_janitor(
     return report
 
 
+def refresh_environment_table(ledger: EnvironmentLedger | None = None) -> None:
+    """Republish the ``environments`` table after a change of state (created, ready,
+    failed, destroyed), so the UI's artifact is true between janitor runs. One ledger
+    listing and one artifact; an outage is logged, never fails the run."""
+    try:
+        publish_environment_table((ledger or EnvironmentLedger()).list())
+    except Exception as exc:  # noqa: BLE001 - the table is a view; the ledger is the truth
+        get_run_logger().warning("could not refresh the environments table: %s", exc)
+
+
 def publish_environment_table(entries: list[Environment]) -> None:
+    """The ``environments`` table artifact: every live environment."""
     now = utcnow()
     rows = [
         {
@@ -604,7 +675,7 @@ def publish_environment_table(entries: list[Environment]) -> None:
             "state": e.state.value,
             "owner": e.owner or "",
             "age": format_duration(now - e.created_at),
-            "expires in": format_duration(e.expires_in(now)),
+            "expires in": expiry_text(e, now),
             "url": e.url or "",
         }
         for e in sorted(entries, key=lambda e: e.created_at)

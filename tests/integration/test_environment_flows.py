@@ -75,6 +75,18 @@ def _flow_run(run_id: str):
             return None
 
 
+def _table_names() -> set[str]:
+    """The names in the latest ``environments`` table artifact."""
+    import json
+
+    from prefect.artifacts import Artifact
+
+    artifact = Artifact.get("environments")
+    assert artifact is not None, "no environments table"
+    data = json.loads(artifact.data) if isinstance(artifact.data, str) else artifact.data
+    return {row["name"] for row in data}
+
+
 def test_demo_environment_lifecycle(webapp_block, teardown_deployment, tmp_path: Path):
     name = "demo-" + uuid.uuid4().hex[:6]
     result = demo_environment(
@@ -89,6 +101,8 @@ def test_demo_environment_lifecycle(webapp_block, teardown_deployment, tmp_path:
     assert env.state == EnvironmentState.ready and env.owner == "alice"
     assert env.url == result["url"] and answers(env.url)
     assert timedelta(minutes=59) < env.expires_at - env.created_at <= timedelta(hours=1)
+    # the environments table says so at once (not only after the next janitor run)
+    assert name in _table_names()
     # automations can react: a stacks.environment.created event for it
     created = read_events("stacks.environment.created", f"stacks.environment.{name}")
     assert created and created[0]["payload"]["url"] == env.url
@@ -124,29 +138,95 @@ def test_demo_environment_lifecycle(webapp_block, teardown_deployment, tmp_path:
     assert read_events("stacks.environment.destroyed", f"stacks.environment.{name}")
     assert not answers(env.url)
     assert not (tmp_path / "state" / "workspaces" / name).exists()
+    assert name not in _table_names()
     assert _flow_run(run_id) is None  # the not-started run made for it is gone
     # idempotent: again is success
     assert environment_teardown(name=name, reason="requested") == "already destroyed"
 
 
-def test_bad_input_changes_nothing(webapp_block, teardown_deployment):
+def test_bad_input_changes_nothing(webapp_block, teardown_deployment, monkeypatch):
+    import prefect_stacks.flows.environments as flows
+
     ledger = EnvironmentLedger()
     before = {e.name for e in ledger.list(include_destroyed=True)}
     with pytest.raises(ConfigurationError, match="TTL must be a positive"):
         demo_environment(stack=webapp_block, ttl_seconds=-5, name="demo-neg")
+    with pytest.raises(ConfigurationError, match="TTL 100d00h is longer than the 90-day"):
+        demo_environment(stack=webapp_block, ttl_seconds="100d", name="demo-long")
     with pytest.raises(ConfigurationError, match="no TerraformStack block named"):
         demo_environment(stack="no-such-stack", ttl_seconds=60, name="demo-nostack")
     with pytest.raises(ConfigurationError, match="not a valid environment name"):
         demo_environment(stack=webapp_block, ttl_seconds=60, name="x; rm -rf /")
+    with pytest.raises(ConfigurationError, match="no SlackChannel block named 'nope'"):
+        demo_environment(stack=webapp_block, name="demo-noslack", slack_block="nope")
+    monkeypatch.setattr(flows, "TEARDOWN_DEPLOYMENT", "nope/nope")
     with pytest.raises(ConfigurationError, match="does not exist"):
-        demo_environment(
-            stack=webapp_block, ttl_seconds=60, teardown_deployment="nope/nope", name="demo-nd"
-        )
+        demo_environment(stack=webapp_block, ttl_seconds=60, name="demo-nd")
+    monkeypatch.undo()
     with pytest.raises(EnvironmentNotFound, match="no environment named 'ghost-1'"):
         environment_teardown.with_options(retries=0)(name="ghost-1")
     with pytest.raises(EnvironmentNotFound):
         extend("ghost-1", 60)
     assert {e.name for e in ledger.list(include_destroyed=True)} == before
+
+
+def test_user_errors_end_the_run_failed_with_their_message(webapp_block, teardown_deployment):
+    """Issue 10: a bad TTL, a missing block or an unknown environment ends the run
+    Failed with one message that says what to fix, not a traceback."""
+    from prefect_stacks.blocks.slack import SlackChannel
+
+    state = demo_environment(stack=webapp_block, ttl_seconds=-5, name="demo-neg", return_state=True)
+    assert state.is_failed() and state.message.startswith("TTL must be a positive"), state
+    assert "`prefect-stacks env keep <name>`" in state.message and "keep()" not in state.message
+
+    SlackChannel(bot_token="xoxb-unused", channel="#x").save("team-alerts", overwrite=True)
+    state = demo_environment(
+        stack=webapp_block, name="demo-noslack", slack_block="tema-alerts", return_state=True
+    )
+    assert state.is_failed() and "no SlackChannel block named 'tema-alerts'" in state.message
+    assert "team-alerts" in state.message  # what exists, to pick from
+
+    state = environment_teardown(name="ghost-2", return_state=True)
+    assert state.is_failed() and "no environment named 'ghost-2'" in state.message
+    assert "env list --all" in state.message
+
+
+def test_a_ttl_is_a_duration_and_empty_means_none(webapp_block, teardown_deployment, tmp_path):
+    """ttl_seconds takes "2h" as `env extend` does; the old nulls are empty values."""
+    name = "demo-" + uuid.uuid4().hex[:6]
+    demo_environment(
+        stack=webapp_block,
+        ttl_seconds="2h",
+        name=name,
+        owner=None,
+        slack_block=None,
+        variables={"run_dir": _run_dir(tmp_path, name)},
+    )
+    env = EnvironmentLedger().get(name)
+    assert env.expires_at - env.created_at == timedelta(hours=2)
+    assert env.owner is None and env.slack_block is None
+    assert environment_teardown(name=name, reason="requested") == "destroyed"
+
+
+def test_the_server_refuses_bad_parameters_at_run_creation(prefect_harness):
+    """`prefect deployment run demo-environment/... -p ttl_seconds=-5` is refused when
+    the run is created (the deployment enforces its parameter schema), not on a worker;
+    "2h" and the old null values are accepted."""
+    from prefect.exceptions import PrefectHTTPStatusError
+
+    deployment_id = demo_environment.to_deployment(name="schema-check").apply()
+    with get_client(sync_client=True) as client:
+        with pytest.raises(PrefectHTTPStatusError) as refused:
+            client.create_flow_run_from_deployment(deployment_id, parameters={"ttl_seconds": -5})
+        assert refused.value.response.status_code == 409
+        detail = refused.value.response.json()["detail"]
+        assert "ttl_seconds" in detail and "minimum of 0" in detail, detail
+        for parameters in (
+            {"ttl_seconds": "2h"},
+            {"ttl_seconds": 7200, "owner": None, "name": None, "variables": None},
+        ):
+            run = client.create_flow_run_from_deployment(deployment_id, parameters=parameters)
+            client.delete_flow_run(run.id)
 
 
 def test_janitor_tears_down_expired_warns_and_dry_runs(
