@@ -4,14 +4,19 @@ terminal or a CI job (talks to the server in ``PREFECT_API_URL``)."""
 from __future__ import annotations
 
 import json
+import time
+from uuid import UUID
 
 import typer
+from prefect import get_client
 from rich.console import Console
 from rich.table import Table
 
 from prefect_stacks import environments as envs
 from prefect_stacks._cli import app
 from prefect_stacks._cli._common import user_errors as _user_errors
+from prefect_stacks._cli.trigger import EXIT_INTERRUPTED, EXIT_TIMEOUT, follow, run_url
+from prefect_stacks.exceptions import ConfigurationError
 
 env_app = typer.Typer(
     name="env",
@@ -50,7 +55,7 @@ def list_(
             e.kind,
             e.state.value,
             envs.format_duration(now - e.created_at),
-            envs.format_duration(e.expires_in(now)),
+            envs.expiry_text(e, now),
             e.url or "",
         )
     console = _console()
@@ -88,8 +93,91 @@ def keep(name: str) -> None:
 
 
 @env_app.command("destroy")
-def destroy(name: str) -> None:
+def destroy(
+    name: str,
+    wait: bool = typer.Option(
+        False,
+        "--wait",
+        help="Follow the teardown (its logs) until the environment is destroyed; exit 0 "
+        "destroyed, 1 the teardown failed, 4 --timeout exceeded.",
+    ),
+    timeout: float | None = typer.Option(
+        None,
+        "--timeout",
+        min=0,
+        help="With --wait: stop waiting after this many seconds (exit 4; the teardown goes on).",
+    ),
+    poll_interval: float = typer.Option(
+        2.0, "--poll-interval", min=0.1, help="With --wait: seconds between polls."
+    ),
+) -> None:
     """Tear the environment down now (a run of the teardown deployment)."""
     with _user_errors():
+        if timeout is not None and not wait:
+            raise ConfigurationError("--timeout only applies with --wait")
         run_id = envs.destroy(name)
     typer.echo(f"teardown of {name} started: flow run {run_id}")
+    if not wait:
+        return
+    try:
+        with _user_errors():
+            code = wait_for_teardown(name, run_id, timeout=timeout, poll_interval=poll_interval)
+    except KeyboardInterrupt:
+        typer.echo(
+            f"\nstopped waiting: the teardown of {name} goes on on the server "
+            f"(`prefect-stacks env show {name}`)"
+        )
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    raise typer.Exit(code)
+
+
+def wait_for_teardown(
+    name: str,
+    run_id: str,
+    *,
+    timeout: float | None,
+    poll_interval: float,
+    clock=time.monotonic,
+) -> int:
+    """Follow teardown runs of ``name`` (as `trigger --wait` follows a run) until the
+    entry is destroyed; returns the exit code. A teardown that finds the environment
+    still being provisioned ends Completed and reschedules itself: the next run is
+    followed too. A failed teardown (it schedules its own retry) exits 1."""
+    deadline = None if timeout is None else clock() + timeout
+    ledger = envs.EnvironmentLedger()
+    followed: set[str] = set()
+    while True:
+        followed.add(run_id)
+        remaining = None if deadline is None else max(deadline - clock(), 0)
+        with get_client(sync_client=True) as client:
+            flow_run = client.read_flow_run(UUID(run_id))
+            code = follow(client, flow_run, timeout=remaining, poll_interval=poll_interval)
+        env = ledger.get(name)
+        if env.state == envs.EnvironmentState.destroyed:
+            typer.echo(f"{name} is destroyed")
+            return 0
+        if code == EXIT_TIMEOUT:
+            return code
+        if code != 0:
+            retry = (
+                f"; a retry is scheduled: flow run {env.teardown_run_id}"
+                if (env.teardown_run_id and env.teardown_run_id not in followed)
+                else ""
+            )
+            typer.echo(
+                f"the teardown of {name} did not succeed: {name} is {env.state.value}"
+                f"{': ' + env.error if env.error else ''}{retry}",
+                err=True,
+            )
+            return code
+        nxt = env.teardown_run_id
+        if not nxt or nxt in followed:
+            typer.echo(
+                f"the teardown run finished but {name} is {env.state.value}, with no newer "
+                f"teardown run to follow: `prefect-stacks env show {name}` says why; "
+                f"the run: {run_url(flow_run.id)}",
+                err=True,
+            )
+            return 1
+        typer.echo(f"{name} is {env.state.value}: following the next teardown run {nxt}")
+        run_id = nxt
