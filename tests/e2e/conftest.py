@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+import httpx
 import pytest
 
 from prefect_stacks.local import (
@@ -357,3 +359,40 @@ def e2e(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2E]:
             os.environ.pop("PREFECT_API_URL", None)
         else:
             os.environ["PREFECT_API_URL"] = saved_api_url
+
+
+@pytest.fixture
+def receiver(e2e: E2E, prefect_stacks_cli, tmp_path: Path) -> Iterator[str]:
+    """`prefect-stacks webhooks serve` as its own process against the e2e server; yields
+    its base URL."""
+    port = free_port()
+    log = (tmp_path / "webhooks.log").open("w")
+    proc = subprocess.Popen(
+        [*prefect_stacks_cli, "webhooks", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**e2e.config.child_env(), "PREFECT_API_URL": e2e.api_url},
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None:
+            break
+        time.sleep(0.2)
+    else:
+        proc.kill()
+    if proc.poll() is not None:
+        log.close()
+        pytest.fail(f"the receiver did not start:\n{(tmp_path / 'webhooks.log').read_text()}")
+    yield base
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()

@@ -10,7 +10,6 @@ import hashlib
 import hmac
 import json
 import secrets
-import subprocess
 import textwrap
 import time
 import uuid
@@ -24,7 +23,6 @@ from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
 from pydantic import SecretStr
 
 from prefect_stacks import automations, events
-from tests.conftest import free_port
 
 if TYPE_CHECKING:
     from tests.e2e.conftest import E2E
@@ -79,41 +77,6 @@ def signed(body: bytes, secret: str, delivery: str) -> dict[str, str]:
         "X-Hub-Signature-256": f"sha256={digest}",
         "User-Agent": "GitHub-Hookshot/e2e",
     }
-
-
-@pytest.fixture
-def receiver(e2e: E2E, prefect_stacks_cli, tmp_path: Path):
-    port = free_port()
-    log = (tmp_path / "webhooks.log").open("w")
-    proc = subprocess.Popen(
-        [*prefect_stacks_cli, "webhooks", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={**e2e.config.child_env(), "PREFECT_API_URL": e2e.api_url},
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None:
-            break
-        time.sleep(0.2)
-    else:
-        proc.kill()
-    if proc.poll() is not None:
-        log.close()
-        pytest.fail(f"the receiver did not start:\n{(tmp_path / 'webhooks.log').read_text()}")
-    yield base
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
 
 
 @pytest.mark.timeout(300)

@@ -466,6 +466,25 @@ class FakeGitHub(FakeServer):
         with self._lock:
             return self._pull(number, repo)[1]
 
+    def webhook_payload(
+        self, action: str, number: int, *, repo: str | None = None, **extra: Any
+    ) -> dict[str, Any]:
+        """The body GitHub POSTs for a ``pull_request`` webhook about this pull request in
+        its current state (``X-GitHub-Event: pull_request``): ``action``, ``number``, the
+        pull request as ``GET /pulls/{n}`` shows it, the repository and the sender;
+        ``extra`` adds action-specific fields (``label``, ``changes``)."""
+        with self._lock:
+            r, pr = self._pull(number, repo)
+            base = self.base_url
+            return {
+                "action": action,
+                "number": number,
+                "pull_request": self._pull_json(base, r, pr, full=True),
+                "repository": self._repo_json(base, r.full_name),
+                "sender": self._user(base, pr.author),
+                **extra,
+            }
+
     def comments(self, number: int, *, repo: str | None = None) -> list[dict[str, Any]]:
         """Comments on a pull request, oldest first: id, body, author, created/updated."""
         with self._lock:
