@@ -41,6 +41,12 @@ from python_terraform import IsFlagged, IsNotFlagged, Terraform
 from prefect_stacks._git import auth_env
 from prefect_stacks._process import ProcessResult, default_logger, run_process, write_private_file
 from prefect_stacks.blocks.base import StacksBlock
+from prefect_stacks.blocks.terraform_plan import (
+    AttributeChange,
+    PlanSummary,
+    ResourceChange,
+    summarize_plan_json,
+)
 from prefect_stacks.exceptions import ConfigurationError, StackError, StateLockedError
 from prefect_stacks.settings import get_settings
 
@@ -55,91 +61,6 @@ _BACKEND_RE = re.compile(r'^\s*(backend\s+"[^"]+"|cloud)\s*\{', re.MULTILINE)
 _LOCK_ID_RE = re.compile(r"^\s*ID:\s*(\S+)", re.MULTILINE)
 _GIT_SCHEMES = ("https://", "http://", "ssh://", "git://", "file://", "git@", "git::")
 _BACKEND_OVERRIDE_FILE = "zz_prefect_stacks_backend_override.tf"
-
-
-class ResourceChange(BaseModel):
-    """One resource in a plan and what Terraform will do to it."""
-
-    address: str = Field(description="Resource address, e.g. `terraform_data.web`.")
-    actions: list[str] = Field(description="Terraform actions: create, update, delete ...")
-
-    @property
-    def action(self) -> str:
-        if self.actions == ["delete", "create"] or self.actions == ["create", "delete"]:
-            return "replace"
-        return "+".join(self.actions)
-
-
-class PlanSummary(BaseModel):
-    """What a plan will do, read from ``terraform show -json`` of the plan file."""
-
-    stack: str = Field(description="Name of the stack block.")
-    workspace: str = Field(description="Terraform workspace the plan is for.")
-    add: int = Field(0, description="Resources to create (replacements count here too).")
-    change: int = Field(0, description="Resources to update in place.")
-    destroy: int = Field(0, description="Resources to destroy (replacements count here too).")
-    resources: list[ResourceChange] = Field(
-        default_factory=list, description="Every resource with an action other than no-op."
-    )
-    output_changes: list[str] = Field(
-        default_factory=list, description="Names of root outputs that change."
-    )
-    plan_file: str | None = Field(None, description="Path of the saved plan file.")
-    is_destroy: bool = Field(False, description="Whether this is a destroy plan.")
-
-    @property
-    def has_changes(self) -> bool:
-        return bool(self.add or self.change or self.destroy or self.output_changes)
-
-    def headline(self) -> str:
-        if not self.has_changes:
-            return f"{self.stack}/{self.workspace}: no changes."
-        return (
-            f"{self.stack}/{self.workspace}: {self.add} to add, {self.change} to change, "
-            f"{self.destroy} to destroy."
-        )
-
-    def to_markdown(self) -> str:
-        lines = [f"### Terraform plan: `{self.stack}` / `{self.workspace}`", ""]
-        lines.append(
-            "| to add | to change | to destroy |\n|---:|---:|---:|\n"
-            f"| {self.add} | {self.change} | {self.destroy} |"
-        )
-        lines.append("")
-        if self.resources:
-            lines.append("| resource | action |\n|---|---|")
-            for rc in self.resources:
-                lines.append(f"| `{rc.address}` | {rc.action} |")
-        else:
-            lines.append("No resource changes.")
-        if self.output_changes:
-            lines.append("")
-            lines.append("Outputs changing: " + ", ".join(f"`{o}`" for o in self.output_changes))
-        return "\n".join(lines)
-
-
-def summarize_plan_json(plan: dict[str, Any], *, stack: str, workspace: str) -> PlanSummary:
-    """Count a ``terraform show -json`` plan the way ``terraform plan`` prints it: a
-    replacement counts once in "add" and once in "destroy"; reads and no-ops not at all."""
-    summary = PlanSummary(stack=stack, workspace=workspace)
-    for rc in plan.get("resource_changes") or []:
-        if rc.get("mode") == "data":
-            continue
-        actions = list((rc.get("change") or {}).get("actions") or [])
-        if not actions or actions == ["no-op"] or actions == ["read"]:
-            continue
-        if "create" in actions:
-            summary.add += 1
-        if "delete" in actions:
-            summary.destroy += 1
-        if "update" in actions:
-            summary.change += 1
-        summary.resources.append(ResourceChange(address=rc.get("address", "?"), actions=actions))
-    for name, oc in (plan.get("output_changes") or {}).items():
-        actions = (oc or {}).get("actions") or []
-        if actions and actions != ["no-op"]:
-            summary.output_changes.append(name)
-    return summary
 
 
 class StackOutputs(BaseModel):
@@ -686,7 +607,10 @@ class TerraformStack(StacksBlock):
         if rc != 0:
             self._raise_for(tf, workdir, "terraform show -json of the plan failed")
         summary = summarize_plan_json(
-            json.loads(out), stack=self.display_name, workspace=workdir.workspace
+            json.loads(out),
+            stack=self.display_name,
+            workspace=workdir.workspace,
+            secrets=self._secret_values(),
         )
         summary.plan_file = str(plan_file)
         return summary
@@ -797,11 +721,20 @@ class TerraformStack(StacksBlock):
 
 def validate_workspace(value: str) -> str:
     if not isinstance(value, str) or not _WORKSPACE_RE.match(value):
+        suggestion = workspace_slug(value) if isinstance(value, str) else ""
         raise ConfigurationError(
             f"{value!r} is not a valid Terraform workspace name: use letters, digits, "
-            "'-', '_' and '.', starting with a letter or digit, at most 90 characters."
+            "'-', '_' and '.', starting with a letter or digit, at most 90 characters"
+            + (f", e.g. {suggestion!r}." if suggestion else ".")
         )
     return value
+
+
+def workspace_slug(value: str) -> str:
+    """``value`` made a valid workspace name (``feature/login`` -> ``feature-login``);
+    empty when nothing usable is left."""
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", value).strip("-_.")
+    return re.sub(r"-{2,}", "-", slug)[:90].rstrip("-_.")
 
 
 def _workspace_missing(stderr: str) -> bool:
@@ -903,6 +836,7 @@ def artifact_key(*parts: str) -> str:
 
 
 __all__ = [
+    "AttributeChange",
     "PlanSummary",
     "ResourceChange",
     "StackOutputs",
@@ -923,17 +857,42 @@ __all__ = [
 
 def load_stack(name: str, variables: dict[str, Any] | None = None) -> TerraformStack:
     """Load a TerraformStack block document by name, with ``variables`` for this run merged
-    over the block's, and an error that says how to make one when it does not exist."""
+    over the block's, and an error that says how to make one (and which exist) when it
+    does not exist."""
     try:
         stack = TerraformStack.load(name)
     except ValueError as exc:
         if "Unable to find block document" in str(exc):
             raise ConfigurationError(
-                f"no TerraformStack block named {name!r}; create it in the Prefect UI "
-                "(Blocks > Terraform Stack) or in Python with "
+                f"no TerraformStack block named {name!r} ({_existing_stacks()}); create it "
+                "in the Prefect UI (Blocks > Terraform Stack) or in Python with "
                 f"TerraformStack(source=...).save({name!r}), then run again."
             ) from None
         raise
     if variables:
+        bad = sorted(str(k) for k in variables if not _VARIABLE_RE.match(str(k)))
+        if bad:
+            raise ConfigurationError(
+                f"variables: {', '.join(map(repr, bad))} not valid Terraform variable "
+                "name(s) (letters, digits, '_' and '-', not starting with a digit)."
+            )
         stack.variables = {**stack.variables, **variables}
     return stack
+
+
+def _existing_stacks(shown: int = 20) -> str:
+    """``existing: a, b, c`` (sorted, the first ``shown``), for a missing-block error."""
+    from prefect import get_client
+
+    try:
+        with get_client(sync_client=True) as client:
+            documents = client.read_block_documents_by_type(
+                TerraformStack.get_block_type_slug(), include_secrets=False
+            )
+    except Exception:  # the error is about the missing block; the list is a hint
+        return "the existing ones could not be listed"
+    names = sorted(d.name for d in documents if d.name and not d.is_anonymous)
+    if not names:
+        return "there are none yet"
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return "existing: " + ", ".join(names[:shown]) + more

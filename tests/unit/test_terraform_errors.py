@@ -145,3 +145,16 @@ resource "terraform_data" "slow" {
     assert "state is locked" in message
     assert "lock_timeout" in message and "force-unlock" in message
     assert err.value.lock_id and err.value.lock_id in message
+
+
+@pytest.mark.parametrize(
+    ("raw", "suggested"),
+    [("feature/login", "feature-login"), ("x; rm -rf /", "x-rm-rf"), ("-rf", "rf")],
+)
+def test_bad_workspace_suggests_a_valid_one(raw, suggested):
+    from prefect_stacks.blocks.terraform import validate_workspace
+
+    with pytest.raises(ConfigurationError) as err:
+        validate_workspace(raw)
+    assert f"e.g. {suggested!r}" in str(err.value)
+    assert validate_workspace(suggested) == suggested
