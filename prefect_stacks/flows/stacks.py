@@ -3,15 +3,20 @@ destroy, each a deployment in ``deployments/prefect.yaml``."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any, Literal
 
-from prefect import flow, get_run_logger, pause_flow_run
+from prefect import flow, get_client, get_run_logger, pause_flow_run
 from prefect.artifacts import create_link_artifact, create_markdown_artifact
+from prefect.exceptions import CancelledRun, FailedRun, FlowPauseTimeout
 from prefect.input import RunInput
-from prefect.states import Cancelled
+from prefect.runtime import flow_run
+from prefect.states import Cancelled, Completed, Failed, Running, State
 from pydantic import Field
 
+from prefect_stacks._internal.failures import fails_cleanly
 from prefect_stacks.blocks.terraform import (
     PlanSummary,
     artifact_key,
@@ -22,9 +27,82 @@ from prefect_stacks.blocks.terraform import (
     terraform_init,
     terraform_outputs,
     terraform_plan,
+    validate_workspace,
+    workspace_slug,
 )
+from prefect_stacks.exceptions import ConfigurationError
 
 DEFAULT_STACK = "local-webapp"
+
+
+def _run_name(verb: str) -> Callable[[], str]:
+    """``flow_run_name`` of a stack flow: ``apply-<stack>-<workspace>`` made of slugs only,
+    whatever the parameters hold (a bad workspace is refused by the run itself, but its
+    name is shown in the Runs list first)."""
+
+    def name() -> str:
+        parameters = flow_run.parameters or {}
+        parts = [verb, workspace_slug(str(parameters.get("stack") or ""))[:60] or "stack"]
+        if parameters.get("workspace"):
+            parts.append(workspace_slug(str(parameters["workspace"]))[:60] or "workspace")
+        return "-".join(parts)
+
+    name.__name__ = f"{verb}_run_name"
+    return name
+
+
+def _check_parameters(workspace: str | None, approval_timeout: int | None = None) -> None:
+    """Refuse bad parameters before anything runs, as a ConfigurationError (one line in
+    the run's logs, the run Failed with it)."""
+    if workspace is not None:
+        validate_workspace(workspace)
+    if approval_timeout is not None and (
+        not isinstance(approval_timeout, int) or approval_timeout <= 0
+    ):
+        raise ConfigurationError(
+            f"approval_timeout={approval_timeout!r}: give the seconds to wait for an "
+            "approval, a whole number above 0 (e.g. 3600)."
+        )
+
+
+class _QuietDeliberateEnds(logging.Filter):
+    """Drops the traceback Prefect's engine logs into a deployment run's logs after the
+    flow itself ended the run Cancelled or Failed on purpose (a rejected approval, a
+    ConfigurationError): the state's message already says what happened and what to do."""
+
+    _MESSAGE = "Engine execution exited with unexpected exception"
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and str(record.msg).startswith(self._MESSAGE):
+            return not isinstance(record.exc_info[1], (CancelledRun, FailedRun, ConfigurationError))
+        return True
+
+
+logging.getLogger("prefect.flow_runs").addFilter(_QuietDeliberateEnds())
+
+
+def _duration(seconds: int) -> str:
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600} h"
+    if seconds % 60 == 0:
+        return f"{seconds // 60} min"
+    return f"{seconds} s"
+
+
+def _not_applied(state: type[State], message: str) -> State:
+    """End an apply that changed nothing: one WARNING line, the run in ``state``."""
+    get_run_logger().warning("%s", message)
+    return state(message=message)
+
+
+def _resume_expired_pause() -> None:
+    """Put the run back to Running after its pause expired: the server turns any state
+    proposed from an expired pause into Failed("... never resumed."), which would hide
+    the message the run ends with (what was applied, what to do)."""
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(
+            flow_run.id, Running(message="no approval in time; ending the run"), force=True
+        )
 
 
 class ApprovalInput(RunInput):
@@ -39,33 +117,41 @@ class ApprovalInput(RunInput):
     comment: str = Field(default="", description="Why; recorded with the run.")
 
 
-def request_approval(plan: PlanSummary, timeout: int) -> ApprovalInput:
+def request_approval(plan: PlanSummary, timeout: int) -> ApprovalInput | None:
     """Pause the run until someone approves or rejects the plan in the UI (or through
-    the API), and record who decided and why as an artifact."""
+    the API), and record who decided and why as an artifact. None when nobody decided
+    within ``timeout`` seconds."""
     logger = get_run_logger()
     logger.info("waiting for approval: %s (resume the run in the UI)", plan.headline())
-    answer: ApprovalInput = pause_flow_run(
-        wait_for_input=ApprovalInput.with_initial_data(
-            description=plan.to_markdown() + "\n\nApprove to apply this plan.",
-        ),
-        timeout=timeout,
-    )
+    try:
+        answer: ApprovalInput = pause_flow_run(
+            wait_for_input=ApprovalInput.with_initial_data(
+                description=plan.to_markdown() + "\n\nApprove to apply this plan.",
+            ),
+            timeout=timeout,
+        )
+    except FlowPauseTimeout:
+        _resume_expired_pause()
+        return None
     at = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    logger.info("%s by %s: %s", answer.decision, answer.approver, answer.comment or "-")
+    verdict = "approved" if answer.decision == "approve" else "rejected"
+    if answer.decision == "approve":
+        logger.info("apply approved by %s: %s", answer.approver, answer.comment or "-")
     create_markdown_artifact(
         key=artifact_key("approval", plan.stack, plan.workspace),
         markdown=(
-            f"### Apply {answer.decision}d: `{plan.stack}` / `{plan.workspace}`\n\n"
+            f"### Apply {verdict}: `{plan.stack}` / `{plan.workspace}`\n\n"
             f"| by | at | comment |\n|---|---|---|\n"
             f"| {answer.approver} | {at} | {answer.comment or '-'} |\n\n"
             f"Plan: {plan.headline()}"
         ),
-        description=f"{answer.decision} by {answer.approver}",
+        description=f"{verdict} by {answer.approver}",
     )
     return answer
 
 
-@flow(name="stack-plan", flow_run_name="plan-{stack}-{workspace}", log_prints=True)
+@flow(name="stack-plan", flow_run_name=_run_name("plan"), log_prints=True)
+@fails_cleanly
 def stack_plan(
     stack: str = DEFAULT_STACK,
     workspace: str | None = None,
@@ -78,12 +164,14 @@ def stack_plan(
         workspace: Terraform workspace (default: the block's); created on demand.
         variables: Variables for this run, merged over the block's.
     """
+    _check_parameters(workspace)
     block = load_stack(stack, variables)
     with terraform_init(block, workspace) as workdir:
         return terraform_plan(workdir)
 
 
-@flow(name="stack-apply", flow_run_name="apply-{stack}-{workspace}", log_prints=True)
+@flow(name="stack-apply", flow_run_name=_run_name("apply"), log_prints=True)
+@fails_cleanly
 def stack_apply(
     stack: str = DEFAULT_STACK,
     workspace: str | None = None,
@@ -98,35 +186,50 @@ def stack_apply(
         workspace: Terraform workspace (default: the block's); created on demand.
         variables: Variables for this run, merged over the block's.
         require_approval: Pause after the plan until someone approves it in the UI.
-        approval_timeout: Seconds to wait for approval before the run fails.
+        approval_timeout: Seconds to wait for approval; then the run fails, nothing applied.
     """
     logger = get_run_logger()
+    _check_parameters(workspace, approval_timeout)
     block = load_stack(stack, variables)
     with terraform_init(block, workspace) as workdir:
         plan = terraform_plan(workdir)
         if plan.has_changes:
             if require_approval:
                 answer = request_approval(plan, approval_timeout)
+                if answer is None:
+                    return _not_applied(
+                        Failed,
+                        f"nobody approved or rejected the plan within {_duration(approval_timeout)}"
+                        f" (approval_timeout={approval_timeout}): nothing was applied. Run "
+                        "stack-apply again for a fresh plan to approve, or raise approval_timeout.",
+                    )
                 if answer.decision != "approve":
-                    return Cancelled(
-                        message=f"apply rejected by {answer.approver}: {answer.comment or '-'}"
+                    return _not_applied(
+                        Cancelled,
+                        f"apply rejected by {answer.approver} ({answer.comment or 'no comment'}):"
+                        f" nothing was applied to {plan.stack}/{plan.workspace}",
                     )
             terraform_apply(workdir, plan)
         else:
             logger.info("no changes: nothing to apply")
         outputs = terraform_outputs(workdir)
     url = outputs.values.get("url")
-    if isinstance(url, str) and url.startswith(("http://", "https://")):
-        create_link_artifact(
-            key=artifact_key("url", plan.stack, plan.workspace),
-            link=url,
-            link_text=f"{plan.stack} / {plan.workspace}",
-            description=f"URL of {plan.stack} in workspace {plan.workspace}",
-        )
-    return outputs.values
+    if not (isinstance(url, str) and url.startswith(("http://", "https://"))):
+        return outputs.values
+    create_link_artifact(
+        key=artifact_key("url", plan.stack, plan.workspace),
+        link=url,
+        link_text=f"{plan.stack} / {plan.workspace}",
+        description=f"URL of {plan.stack} in workspace {plan.workspace}",
+    )
+    # The last log line and the state message: what `prefect deployment run --watch`
+    # and `prefect-stacks trigger --wait` show last.
+    logger.info("%s/%s applied: url=%s", plan.stack, plan.workspace, url)
+    return Completed(message=f"applied: url={url}", data=outputs.values)
 
 
-@flow(name="stack-destroy", flow_run_name="destroy-{stack}-{workspace}", log_prints=True)
+@flow(name="stack-destroy", flow_run_name=_run_name("destroy"), log_prints=True)
+@fails_cleanly
 def stack_destroy(
     stack: str = DEFAULT_STACK,
     workspace: str | None = None,
@@ -141,6 +244,7 @@ def stack_destroy(
         variables: Variables for this run, merged over the block's.
         delete_workspace: Also delete the (then empty) workspace.
     """
+    _check_parameters(workspace)
     block = load_stack(stack, variables)
     with terraform_init(block, workspace, create_workspace=False) as workdir:
         terraform_destroy(workdir)

@@ -122,3 +122,155 @@ def test_bad_workspace_parameter_changes_nothing(block_name, tmp_path):
         stack_apply(stack=name, workspace="x; rm -rf /")
     assert not (tmp_path / "state").exists() or not any((tmp_path / "state").rglob("*.tfstate"))
     assert os.path.exists(tmp_path / "src" / "main.tf")
+
+
+# ------------------------------------------------------------------ how runs end
+def _as_deployment_run(flow, parameters: dict):
+    """Run ``flow`` the way a worker's process does (``prefect.engine``): from a flow run
+    made on the server, with the run logger as the engine's error logger. Returns the
+    final flow run (a Failed/Cancelled run raises out of ``run_flow``, as on a worker)."""
+    from prefect.client.orchestration import get_client as sync_client
+    from prefect.flow_engine import flow_run_logger, run_flow
+
+    with sync_client(sync_client=True) as client:
+        created = client.create_flow_run(flow, parameters=parameters)
+        try:
+            run_flow(flow, flow_run=created, error_logger=flow_run_logger(flow_run=created))
+        except Exception:
+            pass
+        return client.read_flow_run(created.id)
+
+
+async def _log_records(flow_run_id):
+    drained = APILogWorker.drain_all()
+    if inspect.isawaitable(drained):
+        await drained
+    async with get_client() as client:
+        return await client.read_logs(LogFilter(flow_run_id={"any_": [flow_run_id]}))
+
+
+def _no_traceback(logs) -> None:
+    text = "\n".join(log.message for log in logs)
+    assert "Traceback" not in text and "Engine execution exited" not in text, text
+    assert "Encountered exception" not in text, text
+
+
+async def test_unknown_block_lists_the_existing_ones_and_fails_in_one_line(block_name):
+    name, _ = block_name
+    await TerraformStack(source="/nowhere").asave("aaa-first-" + name)
+    with pytest.raises(ConfigurationError) as err:
+        stack_plan(stack="nope")
+    message = str(err.value)
+    assert "no TerraformStack block named 'nope'" in message
+    assert "TerraformStack(source=...).save('nope')" in message
+    listed = message.split("existing: ", 1)[1].split(")", 1)[0].split(", ")
+    assert listed == sorted(listed) and {name, "aaa-first-" + name} <= set(listed)
+
+    run = _as_deployment_run(stack_plan, {"stack": "nope"})
+    assert run.state.is_failed() and run.state.message == message
+    logs = await _log_records(run.id)
+    _no_traceback(logs)
+    errors = [log for log in logs if log.level >= 40]
+    assert [log.message for log in errors] == [message]
+
+
+async def test_bad_workspace_fails_cleanly_and_the_run_name_is_a_slug(block_name):
+    name, _ = block_name
+    run = _as_deployment_run(stack_apply, {"stack": name, "workspace": "feature/x;touch /tmp/p"})
+    assert run.name == f"apply-{name}-feature-x-touch-tmp-p"
+    assert run.state.is_failed()
+    assert "e.g. 'feature-x-touch-tmp-p'" in run.state.message
+    _no_traceback(await _log_records(run.id))
+
+
+def _run_paused(parameters: dict):
+    """Start stack-apply (as a worker would) in a thread; return (flow run id, thread,
+    holder of the final run) once it waits for approval."""
+    import threading
+
+    from prefect.client.orchestration import get_client as sync_client
+    from prefect.flow_engine import flow_run_logger, run_flow
+
+    from tests.conftest import wait_for
+
+    with sync_client(sync_client=True) as client:
+        created = client.create_flow_run(stack_apply, parameters=parameters)
+
+    def go():
+        try:
+            run_flow(stack_apply, flow_run=created, error_logger=flow_run_logger(flow_run=created))
+        except Exception:
+            pass
+
+    thread = threading.Thread(target=go, daemon=True)
+    thread.start()
+
+    def paused():
+        with sync_client(sync_client=True) as client:
+            run = client.read_flow_run(created.id)
+        return run.state and run.state.is_paused()
+
+    wait_for("the apply to wait for approval", paused, timeout=120)
+    return created.id, thread
+
+
+async def test_rejected_apply_ends_cancelled_with_one_line(block_name, tmp_path):
+    from prefect.flow_runs import resume_flow_run
+
+    name, _ = block_name
+    run_id, thread = _run_paused({"stack": name, "workspace": "rej", "require_approval": True})
+    await resume_flow_run(
+        run_id, run_input={"decision": "reject", "approver": "bob", "comment": "not now"}
+    )
+    thread.join(120)
+    async with get_client() as client:
+        run = await client.read_flow_run(run_id)
+    assert run.state.is_cancelled(), run.state
+    assert "rejected by bob" in run.state.message and "nothing was applied" in run.state.message
+    logs = await _log_records(run_id)
+    _no_traceback(logs)
+    said = [
+        log
+        for log in logs
+        if "rejected by bob" in log.message and not log.message.startswith("Finished in state")
+    ]
+    assert len(said) == 1 and said[0].level in (20, 30)
+    (approval,) = await _artifacts(f"approval-{name}-rej")
+    assert "Apply rejected" in approval.data and "rejectd" not in approval.data
+    assert not any((tmp_path / "state").rglob("*.tfstate")) or not await _artifacts(
+        f"url-{name}-rej"
+    )
+
+
+async def test_approval_timeout_says_nothing_was_applied(block_name):
+    name, _ = block_name
+    params = {"stack": name, "workspace": "late", "require_approval": True, "approval_timeout": 3}
+    run_id, thread = _run_paused(params)
+    thread.join(120)
+    async with get_client() as client:
+        run = await client.read_flow_run(run_id)
+    assert run.state.is_failed(), run.state
+    message = run.state.message
+    assert "nothing was applied" in message and "3 s" in message, message
+    assert "approval_timeout" in message and "again" in message
+    _no_traceback(await _log_records(run_id))
+    assert not await _artifacts(f"url-{name}-late")
+
+
+async def test_approved_apply_says_the_url_last(block_name):
+    from prefect.flow_runs import resume_flow_run
+
+    name, _ = block_name
+    run_id, thread = _run_paused({"stack": name, "workspace": "ok", "require_approval": True})
+    await resume_flow_run(run_id, run_input={"decision": "approve", "approver": "alice"})
+    thread.join(120)
+    async with get_client() as client:
+        run = await client.read_flow_run(run_id)
+    assert run.state.is_completed(), run.state
+    assert run.state.message == "applied: url=http://127.0.0.1:9/ok"
+    logs = sorted(await _log_records(run_id), key=lambda log: log.timestamp)
+    # what `prefect deployment run --watch` prints last (before the Completed event)
+    assert logs[-1].message == "Finished in state Completed('applied: url=http://127.0.0.1:9/ok')"
+    (approval,) = await _artifacts(f"approval-{name}-ok")
+    assert "Apply approved" in approval.data
+    stack_destroy(stack=name, workspace="ok", delete_workspace=True)
