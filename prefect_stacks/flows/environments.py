@@ -525,7 +525,7 @@ Seconds = Annotated[int, Field(ge=0)]
 def environment_teardown(
     name: str,
     reason: Literal["expired", "requested"] = "expired",
-    stale_after_seconds: Annotated[int, Field(ge=1)] = DEFAULT_STALE_AFTER,
+    stale_after_seconds: Seconds = DEFAULT_STALE_AFTER,
 ) -> str:
     """Destroy an environment: its Terraform workspace, the Prefect objects made for it,
     then mark it destroyed. Safe to run twice. While the environment is still being
@@ -569,7 +569,7 @@ def _live_names() -> str:
 def environment_janitor(
     dry_run: bool = False,
     warn_before_seconds: Seconds = 600,
-    stale_after_seconds: Annotated[int, Field(ge=1)] = DEFAULT_STALE_AFTER,
+    stale_after_seconds: Seconds = DEFAULT_STALE_AFTER,
     retention_days: Annotated[int, Field(ge=0)] = 7,
 ) -> dict[str, list[str]]:
     """Tear down expired environments whose teardown did not happen, warn before expiry,

@@ -396,12 +396,15 @@ def test_env_cli_against_the_server(e2e: E2E, cli):
     assert unchanged.revision == env3.revision and unchanged.expires_at is None
     assert ledger.find("nope") is None
 
-    # destroy: a teardown run now, which the worker completes.
-    destroyed = cli("env", "destroy", name)
-    assert destroyed.returncode == 0, destroyed.stderr
-    run_id = destroyed.stdout.strip().rsplit(" ", 1)[-1]
-    assert f"teardown of {name} started: flow run {run_id}" in destroyed.stdout
-    run = e2e.wait(UUID(run_id), lambda s: s.is_final(), timeout=120)
+    # destroy --wait: a teardown run now, which the worker completes; the command
+    # follows it and exits 0 once the environment is destroyed.
+    destroyed = cli("env", "destroy", name, "--wait", "--timeout", "50", "--poll-interval", "1")
+    assert destroyed.returncode == 0, destroyed.stdout + destroyed.stderr
+    first = destroyed.stdout.splitlines()[0]
+    run_id = first.rsplit(" ", 1)[-1]
+    assert first == f"teardown of {name} started: flow run {run_id}", first
+    assert f"{name} is destroyed" in destroyed.stdout, destroyed.stdout
+    run = read_run(run_id)
     assert run.state.type == StateType.COMPLETED, e2e.explain(run)
     env4 = ledger.get(name)
     assert env4.state == EnvironmentState.destroyed
@@ -410,5 +413,7 @@ def test_env_cli_against_the_server(e2e: E2E, cli):
     listed_all = cli("env", "list", "--all")
     row = next(line for line in listed_all.stdout.splitlines() if line.split()[:1] == [name])
     assert row.split()[2] == "destroyed", row
+    cells = row.split()
+    assert cells[4] == "destroyed" and cells[6] == "ago", row  # no "expires in" left
     again = cli("env", "destroy", name)
     assert again.returncode != 0 and "already destroyed" in again.stderr, again.stderr

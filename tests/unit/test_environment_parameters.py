@@ -87,7 +87,7 @@ def test_teardown_and_janitor_parameters_are_checked_by_the_server():
     ]
     assert "reason" in (_server_check(environment_teardown, {"name": "x", "reason": "now"}) or "")
     assert _server_check(environment_janitor, {"warn_before_seconds": -1})
-    assert _server_check(environment_janitor, {"stale_after_seconds": 0})
+    assert _server_check(environment_janitor, {"stale_after_seconds": -1})
 
 
 def test_null_parameters_reach_the_flow_as_empty_values():
