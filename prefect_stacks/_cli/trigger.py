@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,7 +24,13 @@ from uuid import UUID
 import httpx
 import typer
 from prefect import get_client
-from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId, LogFilterTimestamp
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterFlowRunId,
+    LogFilter,
+    LogFilterFlowRunId,
+    LogFilterTimestamp,
+)
 from prefect.client.schemas.objects import FlowRun, Log, State, StateType
 from prefect.client.schemas.sorting import LogSort
 from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
@@ -210,7 +217,7 @@ def create_run(
     check_parameter_names(deployment_name, deployment.parameter_openapi_schema, parameters)
     with api_errors(f"creating a flow run of {deployment_name}"):
         try:
-            return client.create_flow_run_from_deployment(
+            flow_run = client.create_flow_run_from_deployment(
                 deployment.id,
                 parameters=parameters,
                 name=name,
@@ -227,6 +234,30 @@ def create_run(
             raise ConfigurationError(
                 f"deployment {deployment_name} refused the parameters: {detail}"
             ) from None
+    if idempotency_key is not None:
+        check_same_parameters(flow_run, idempotency_key, parameters)
+    return flow_run
+
+
+def check_same_parameters(
+    flow_run: FlowRun, idempotency_key: str, parameters: dict[str, Any]
+) -> None:
+    """The server answers a reused idempotency key with the run it made for it, whatever
+    the parameters asked for now: following that run would report a result for other
+    parameters. (A run made just now holds every parameter given.)"""
+    existing = flow_run.parameters or {}
+    differing = sorted(
+        name
+        for name, value in parameters.items()
+        if name not in existing or existing[name] != value
+    )
+    if differing:
+        raise ConfigurationError(
+            f"idempotency key {idempotency_key!r} already belongs to flow run {flow_run.name} "
+            f"({flow_run.id}), started with other values for: {', '.join(differing)}; "
+            "nothing was started. Give this job its own key (e.g. add the pipeline id and "
+            "job name), or leave --idempotency-key out to start a new run"
+        )
 
 
 # ------------------------------------------------------------------ following a run
@@ -376,6 +407,27 @@ def _drain(logs: LogStream, clock: Callable[[], float], sleep: Callable[[float],
             return
 
 
+_MARKDOWN_LINK = re.compile(r"^\[[^\]]*\]\((https?://[^\s)]+)\)$")
+
+
+def run_links(client, flow_run_id: UUID) -> list[str]:
+    """``url: http://...`` for each link artifact the run published (``url-<stack>-...``
+    from stack-apply: the page it deployed), oldest first; empty when none can be read."""
+    try:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+        )
+    except (httpx.TransportError, PrefectHTTPStatusError):
+        return []
+    lines = []
+    for artifact in sorted(artifacts, key=lambda a: str(a.created or "")):
+        link = _MARKDOWN_LINK.match(str(artifact.data or "").strip())
+        if artifact.type in ("markdown", "link") and link:
+            label = (artifact.key or "link").split("-", 1)[0]
+            lines.append(f"{label}: {link.group(1)}")
+    return lines
+
+
 # ------------------------------------------------------------------ the command
 @app.command()
 def trigger(
@@ -407,7 +459,8 @@ def trigger(
         None,
         "--idempotency-key",
         help="A second trigger with the same key (e.g. a retried CI job) gets the run the "
-        "first one created instead of starting another.",
+        "first one created instead of starting another; refused (exit 1) when that run has "
+        "other parameters.",
     ),
     wait: bool = typer.Option(
         False,
@@ -426,7 +479,8 @@ def trigger(
     ),
 ) -> None:
     """Start a flow run of DEPLOYMENT and print its id and URL; with --wait, stream its
-    logs and exit with a code that mirrors its final state."""
+    logs and exit with a code that mirrors its final state (a Completed run's links,
+    e.g. the page stack-apply deployed, come last)."""
     with user_errors():
         check_deployment_name(deployment)
         if timeout is not None and not wait:
@@ -449,6 +503,9 @@ def trigger(
     try:
         with user_errors(), get_client(sync_client=True) as client:
             code = follow(client, flow_run, timeout=timeout, poll_interval=poll_interval)
+            if code == EXIT_CODES[StateType.COMPLETED]:
+                for line in run_links(client, flow_run.id):  # last: what CI jobs look for
+                    typer.echo(line)
     except KeyboardInterrupt:
         typer.echo(
             f"\nstopped waiting: flow run {flow_run.id} goes on on the server "

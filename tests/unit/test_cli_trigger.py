@@ -156,8 +156,12 @@ class FakeClient:
     ``states`` are returned by successive ``read_flow_run`` calls (the last repeats);
     ``logs_by_poll[i]`` are the logs the server holds from the i-th poll on."""
 
-    def __init__(self, states=(), logs_by_poll=(), deployments=None, create_error=None):
+    def __init__(
+        self, states=(), logs_by_poll=(), deployments=None, create_error=None, existing=None
+    ):
         self.deployments = deployments if deployments is not None else {}
+        self.existing = existing  # parameters of the run an idempotency key already has
+        self.artifacts: list = []
         self.create_error = create_error
         self.created: list[dict] = []
         self.states = list(states)
@@ -176,7 +180,13 @@ class FakeClient:
         if self.create_error:
             raise self.create_error
         self.created.append({"deployment_id": deployment_id, **kwargs})
+        parameters = self.existing if self.existing is not None else kwargs["parameters"]
+        self.flow_run = self.flow_run.model_copy(update={"parameters": parameters})
         return self.flow_run
+
+    def read_artifacts(self, artifact_filter):
+        assert artifact_filter.flow_run_id.any_ == [self.flow_run.id]
+        return self.artifacts
 
     # runs and logs
     def read_flow_run(self, flow_run_id):
@@ -511,3 +521,63 @@ def test_ctrl_c_while_waiting_exits_130_and_says_how_to_cancel(monkeypatch):
     assert result.exit_code == 130, result.output
     assert "goes on on the server" in result.output
     assert f"prefect flow-run cancel {client.flow_run.id}" in result.output
+
+
+# ------------------------------------------------------------------ issue 10
+def _artifact(key, data, seconds=0):
+    return SimpleNamespace(
+        key=key, type="markdown", data=data, created=T0 + timedelta(seconds=seconds)
+    )
+
+
+def test_a_completed_run_ends_with_the_page_it_deployed(monkeypatch):
+    client = FakeClient(
+        deployments={"stack-apply/local-webapp": _deployment()},
+        states=[Running(), Completed(message="applied: url=http://127.0.0.1:8080/")],
+    )
+    client.artifacts = [
+        _artifact("plan-local-webapp-default", "### Terraform plan ...", 0),
+        _artifact(
+            "url-local-webapp-default", "[local-webapp / default](http://127.0.0.1:8080/)", 1
+        ),
+    ]
+    with _serving(monkeypatch, client):
+        result = runner.invoke(app, ["trigger", "stack-apply/local-webapp", "--wait"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.strip().splitlines()
+    assert lines[-1] == "url: http://127.0.0.1:8080/"
+    assert "finished: Completed: applied: url=http://127.0.0.1:8080/" in lines[-2]
+
+
+def test_a_failed_run_prints_no_links(monkeypatch):
+    client = FakeClient(
+        deployments={"stack-apply/local-webapp": _deployment()},
+        states=[Running(), Failed(message="terraform apply failed")],
+    )
+    client.artifacts = [_artifact("url-local-webapp-default", "[x](http://127.0.0.1:8080/)")]
+    with _serving(monkeypatch, client):
+        result = runner.invoke(app, ["trigger", "stack-apply/local-webapp", "--wait"])
+    assert result.exit_code == 1
+    assert "url: http://127.0.0.1:8080/" not in result.output
+
+
+def test_an_idempotency_key_reused_with_other_parameters_is_refused(monkeypatch):
+    client = FakeClient(
+        deployments={"stack-apply/local-webapp": _deployment()},
+        existing={"workspace": "staging", "variables": {"image": "app:1"}, "stack": "x"},
+        states=[Completed()],
+    )
+    argv = ["trigger", "stack-apply/local-webapp", "--idempotency-key", "pipe-7-deploy"]
+    with _serving(monkeypatch, client):
+        result = runner.invoke(
+            app, [*argv, "-p", "workspace=prod", "-p", 'variables={"image": "app:2"}', "--wait"]
+        )
+    assert result.exit_code == 1, result.output
+    assert "idempotency key 'pipe-7-deploy' already belongs to flow run" in result.output
+    assert "other values for: variables, workspace" in result.output
+    assert "app:2" not in result.output and "prod" not in result.output
+    assert client.run_polls == 0, "the other run is not followed"
+
+    with _serving(monkeypatch, client):  # the same parameters: a retried job follows it
+        same = runner.invoke(app, [*argv, "-p", "workspace=staging", "--wait"])
+    assert same.exit_code == 0, same.output
