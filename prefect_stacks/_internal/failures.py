@@ -12,6 +12,7 @@ Anything else (a bug, a terraform failure with its own retries) propagates uncha
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -35,4 +36,12 @@ def fails_cleanly(fn: F) -> F:
             get_run_logger().error("%s", exc)
             return Failed(message=str(exc), data=exc)
 
+    # Prefect reads the flow's parameters from inspect.signature(), which follows
+    # __wrapped__ to annotations as written: strings under `from __future__ import
+    # annotations`, which its parameter model cannot resolve. Give the wrapper the
+    # signature with the annotations evaluated in the flow module.
+    try:
+        wrapper.__signature__ = inspect.signature(fn, eval_str=True)  # type: ignore[attr-defined]
+    except NameError:  # a name only imported under TYPE_CHECKING: keep them as written
+        pass
     return wrapper  # type: ignore[return-value]
