@@ -230,3 +230,30 @@ def test_a_paused_run_is_waited_through_ctrl_c_leaves_it_and_a_retry_follows_it(
     assert "finished: Cancelled: apply rejected by ci" in second.lines[-1], second.output
     # the paused note is printed once per pause, not at every poll
     assert sum("waits for input" in line for line in second.lines) == 1, second.output
+
+
+@pytest.mark.timeout(300)
+def test_issue_10_apply_ends_with_its_url_and_a_missing_block_with_one_line(e2e: E2E, trigger):
+    """On a real worker: a Completed apply's last printed line is its page; a missing
+    block fails the run with the list of blocks that exist and no traceback."""
+    workspace = "trigger-url"
+    done = trigger(
+        APPLY, "-p", f"workspace={workspace}", "-p", _variables(e2e, workspace),
+        "--wait", "--poll-interval", "0.5",
+    )  # fmt: skip
+    try:
+        assert done.returncode == 0, done.stdout + done.stderr
+        lines = done.stdout.splitlines()
+        assert re.fullmatch(r"url: https?://\S+", lines[-1]), done.stdout
+        assert "Completed: applied: url=" in lines[-2], done.stdout
+    finally:
+        trigger(
+            f"stack-destroy/{LOCAL_WEBAPP}", "-p", f"workspace={workspace}",
+            "-p", "delete_workspace=true", "--wait", "--poll-interval", "0.5",
+        )  # fmt: skip
+
+    failed = trigger(PLAN, "-p", "stack=nope", "--wait", "--poll-interval", "0.5")
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert f"existing: {LOCAL_WEBAPP}" in failed.stdout or f", {LOCAL_WEBAPP}" in failed.stdout
+    assert "Traceback" not in failed.stdout, failed.stdout
+    assert "Engine execution exited" not in failed.stdout, failed.stdout
