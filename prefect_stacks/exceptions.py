@@ -67,6 +67,11 @@ class EnvironmentNotFound(PrefectStacksError, LookupError):
     """No ledger entry has that environment name."""
 
 
+class UnknownEnvironment(ConfigurationError, EnvironmentNotFound):
+    """A teardown was asked for an environment the ledger does not know: the user's to
+    fix (a ConfigurationError: the run fails with the message, no traceback)."""
+
+
 class LedgerError(PrefectStacksError):
     """The environment ledger could not be read or written reliably (the server errored,
     a listing was partial, a lock could not be taken); nothing was acted on."""

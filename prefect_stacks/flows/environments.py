@@ -56,7 +56,12 @@ from prefect_stacks.environments import (
     utcnow,
     validate_name,
 )
-from prefect_stacks.exceptions import ConfigurationError, EnvironmentNotFound, LedgerError
+from prefect_stacks.exceptions import (
+    ConfigurationError,
+    EnvironmentNotFound,
+    LedgerError,
+    UnknownEnvironment,
+)
 
 DEFAULT_STALE_AFTER = 900
 
@@ -217,13 +222,11 @@ def demo_environment(
             finish_deploy(name, ledger, teardown_deployment, exc=exc)
         except Exception as record_exc:  # the apply's error matters more
             logger.error("could not record the failure of %s: %s", name, record_exc)
-        refresh_environment_table(ledger)
         raise
     url = outputs.values.get("url")
     env = finish_deploy(
         name, ledger, teardown_deployment, url=url if isinstance(url, str) else None
     )
-    refresh_environment_table(ledger)
     if env.state != EnvironmentState.ready:
         return {"name": name, "url": env.url, "state": env.state.value}
     if env.url:
@@ -301,6 +304,7 @@ def finish_deploy(
         schedule_teardown(
             name, utcnow(), deployment=teardown_deployment, reason="requested", ledger=ledger
         )
+    refresh_environment_table(ledger)
     return env
 
 
@@ -543,11 +547,6 @@ def environment_teardown(
         return teardown(name, reason, stale_after=stale_after_seconds)
     except EnvironmentNotFound as exc:  # a typo in the run form: nothing was changed
         raise UnknownEnvironment(f"{exc} {_live_names()}") from None
-
-
-class UnknownEnvironment(ConfigurationError, EnvironmentNotFound):
-    """A teardown was asked for an environment the ledger does not know: the user's to
-    fix (a ConfigurationError: the run fails with the message, no traceback)."""
 
 
 def _live_names() -> str:

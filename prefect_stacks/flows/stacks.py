@@ -3,14 +3,13 @@ destroy, each a deployment in ``deployments/prefect.yaml``."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any, Literal
 
 from prefect import flow, get_client, get_run_logger, pause_flow_run
 from prefect.artifacts import create_link_artifact, create_markdown_artifact
-from prefect.exceptions import CancelledRun, FailedRun, FlowPauseTimeout
+from prefect.exceptions import FlowPauseTimeout
 from prefect.input import RunInput
 from prefect.runtime import flow_run
 from prefect.states import Cancelled, Completed, Failed, Running, State
@@ -63,22 +62,6 @@ def _check_parameters(workspace: str | None, approval_timeout: int | None = None
             f"approval_timeout={approval_timeout!r}: give the seconds to wait for an "
             "approval, a whole number above 0 (e.g. 3600)."
         )
-
-
-class _QuietDeliberateEnds(logging.Filter):
-    """Drops the traceback Prefect's engine logs into a deployment run's logs after the
-    flow itself ended the run Cancelled or Failed on purpose (a rejected approval, a
-    ConfigurationError): the state's message already says what happened and what to do."""
-
-    _MESSAGE = "Engine execution exited with unexpected exception"
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and str(record.msg).startswith(self._MESSAGE):
-            return not isinstance(record.exc_info[1], (CancelledRun, FailedRun, ConfigurationError))
-        return True
-
-
-logging.getLogger("prefect.flow_runs").addFilter(_QuietDeliberateEnds())
 
 
 def _duration(seconds: int) -> str:
