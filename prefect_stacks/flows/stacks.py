@@ -202,8 +202,8 @@ def stack_apply(
     create_link_artifact(
         key=artifact_key("url", plan.stack, plan.workspace),
         link=url,
-        link_text=f"{plan.stack} / {plan.workspace}",
-        description=f"URL of {plan.stack} in workspace {plan.workspace}",
+        link_text=url,
+        description=f"The page {plan.stack} / {plan.workspace} serves",
     )
     # The last log line and the state message: what `prefect deployment run --watch`
     # and `prefect-stacks trigger --wait` show last.

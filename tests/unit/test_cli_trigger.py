@@ -538,7 +538,7 @@ def test_a_completed_run_ends_with_the_page_it_deployed(monkeypatch):
     client.artifacts = [
         _artifact("plan-local-webapp-default", "### Terraform plan ...", 0),
         _artifact(
-            "url-local-webapp-default", "[local-webapp / default](http://127.0.0.1:8080/)", 1
+            "url-local-webapp-default", "[http://127.0.0.1:8080/](http://127.0.0.1:8080/)", 1
         ),
     ]
     with _serving(monkeypatch, client):
