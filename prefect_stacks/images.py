@@ -24,6 +24,7 @@ from typing import Any
 from pydantic import BaseModel, Field, field_validator
 
 from prefect_stacks._process import default_logger
+from prefect_stacks.blocks.base import load_block
 from prefect_stacks.exceptions import ConfigurationError, PrefectStacksError
 
 # Docker's reference grammar (distribution/reference): a first part with "." or ":" or
@@ -177,13 +178,11 @@ def _docker_client(block_name: str | None) -> tuple[Any, str]:
     from prefect_docker import DockerHost
 
     if block_name:
-        try:
-            host = DockerHost.load(block_name)
-        except ValueError as exc:
-            raise ConfigurationError(
-                f"no DockerHost block named {block_name!r} (create it in the UI under "
-                "Blocks, or with DockerHost(base_url=...).save(name))"
-            ) from exc
+        host = load_block(
+            DockerHost,
+            block_name,
+            create="create it in the UI under Blocks, or with DockerHost(base_url=...).save(name)",
+        )
     else:
         host = DockerHost()
     where = host.base_url or "from the environment (DOCKER_HOST or the local socket)"
@@ -206,12 +205,11 @@ def _login(client: Any, block_name: str | None) -> dict[str, str] | None:
     import docker.errors
     from prefect_docker import DockerRegistryCredentials
 
-    try:
-        creds = DockerRegistryCredentials.load(block_name)
-    except ValueError as exc:
-        raise ConfigurationError(
-            f"no DockerRegistryCredentials block named {block_name!r}"
-        ) from exc
+    creds = load_block(
+        DockerRegistryCredentials,
+        block_name,
+        create="create it (Blocks > Docker Registry Credentials) or leave it empty",
+    )
     auth = {
         "username": creds.username,
         "password": creds.password.get_secret_value(),

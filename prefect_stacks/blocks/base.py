@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import types
 from collections.abc import Mapping
-from typing import Annotated, Any, Union, get_args, get_origin
+from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
 
 from prefect.blocks.core import Block, schema_extra
 from prefect.types import SecretDict
 from pydantic import BaseModel, ConfigDict, Secret, SecretBytes, SecretStr
 
+B = TypeVar("B", bound=Block)
 _SECRET_TYPES = (SecretStr, SecretBytes, Secret)
 _SEQUENCES = (list, tuple, set, frozenset)
 
@@ -147,3 +148,37 @@ def _documents_of_type(client: Any, slug: str, page: int = 200) -> list[Any]:
         documents += batch
         if len(batch) < page:
             return documents
+
+
+def load_block(block_type: type[B], name: str, *, create: str) -> B:
+    """The block document ``name`` of ``block_type``. A missing one is a
+    ``ConfigurationError`` naming the type and name, the documents that do exist, and
+    ``create`` (how to make one, or what to leave empty instead)."""
+    from prefect_stacks.exceptions import ConfigurationError
+
+    try:
+        return block_type.load(name)
+    except ValueError as exc:
+        if "Unable to find block document" not in str(exc):
+            raise
+    raise ConfigurationError(
+        f"no {block_type.__name__} block named {name!r} ({existing_block_names(block_type)}); "
+        f"{create}"
+    )
+
+
+def existing_block_names(block_type: type[Block], shown: int = 20) -> str:
+    """``existing: a, b, c`` (sorted, the first ``shown``), ``there are none yet``, or
+    that the server could not say: a hint for a missing-block error."""
+    from prefect import get_client
+
+    try:
+        with get_client(sync_client=True) as client:
+            documents = _documents_of_type(client, block_type.get_block_type_slug())
+    except Exception:  # noqa: BLE001 - the error is about the missing block; this is a hint
+        return "the existing ones could not be listed"
+    names = sorted(d.name for d in documents if d.name and not d.is_anonymous)
+    if not names:
+        return "there are none yet"
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return "existing: " + ", ".join(names[:shown]) + more

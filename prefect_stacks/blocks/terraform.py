@@ -40,7 +40,7 @@ from python_terraform import IsFlagged, IsNotFlagged, Terraform
 
 from prefect_stacks._git import auth_env
 from prefect_stacks._process import ProcessResult, default_logger, run_process, write_private_file
-from prefect_stacks.blocks.base import StacksBlock
+from prefect_stacks.blocks.base import StacksBlock, load_block
 from prefect_stacks.blocks.terraform_plan import (
     AttributeChange,
     PlanSummary,
@@ -859,16 +859,12 @@ def load_stack(name: str, variables: dict[str, Any] | None = None) -> TerraformS
     """Load a TerraformStack block document by name, with ``variables`` for this run merged
     over the block's, and an error that says how to make one (and which exist) when it
     does not exist."""
-    try:
-        stack = TerraformStack.load(name)
-    except ValueError as exc:
-        if "Unable to find block document" in str(exc):
-            raise ConfigurationError(
-                f"no TerraformStack block named {name!r} ({_existing_stacks()}); create it "
-                "in the Prefect UI (Blocks > Terraform Stack) or in Python with "
-                f"TerraformStack(source=...).save({name!r}), then run again."
-            ) from None
-        raise
+    stack = load_block(
+        TerraformStack,
+        name,
+        create="create it in the Prefect UI (Blocks > Terraform Stack) or in Python with "
+        f"TerraformStack(source=...).save({name!r}), then run again.",
+    )
     if variables:
         bad = sorted(str(k) for k in variables if not _VARIABLE_RE.match(str(k)))
         if bad:
@@ -878,21 +874,3 @@ def load_stack(name: str, variables: dict[str, Any] | None = None) -> TerraformS
             )
         stack.variables = {**stack.variables, **variables}
     return stack
-
-
-def _existing_stacks(shown: int = 20) -> str:
-    """``existing: a, b, c`` (sorted, the first ``shown``), for a missing-block error."""
-    from prefect import get_client
-
-    try:
-        with get_client(sync_client=True) as client:
-            documents = client.read_block_documents_by_type(
-                TerraformStack.get_block_type_slug(), include_secrets=False
-            )
-    except Exception:  # the error is about the missing block; the list is a hint
-        return "the existing ones could not be listed"
-    names = sorted(d.name for d in documents if d.name and not d.is_anonymous)
-    if not names:
-        return "there are none yet"
-    more = f" and {len(names) - shown} more" if len(names) > shown else ""
-    return "existing: " + ", ".join(names[:shown]) + more

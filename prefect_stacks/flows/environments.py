@@ -27,6 +27,7 @@ from pydantic import Field
 
 from prefect_stacks import events
 from prefect_stacks._internal.failures import fails_cleanly
+from prefect_stacks.blocks.base import load_block
 from prefect_stacks.blocks.slack import SlackChannel, notify_environment
 from prefect_stacks.blocks.terraform import (
     artifact_key,
@@ -81,36 +82,12 @@ def _run_url() -> str | None:
     return f"{ui.rstrip('/')}/runs/flow-run/{run_id}" if ui and run_id else None
 
 
-def _block_names(block_type: type) -> list[str]:
-    """Names of the saved blocks of ``block_type`` (for an error message; best effort:
-    an empty list when the server cannot say)."""
-    try:
-        with get_client(sync_client=True) as client:
-            documents = client.read_block_documents_by_type(
-                block_type.get_block_type_slug(), limit=50, include_secrets=False
-            )
-    except Exception:  # noqa: BLE001 - only decorates an error already being raised
-        return []
-    return sorted(d.name for d in documents if d.name and not d.is_anonymous)
-
-
-def _existing(block_type: type, label: str) -> str:
-    names = _block_names(block_type)
-    if not names:
-        return f"there is no {label} block yet"
-    return f"the {label} blocks are: {', '.join(names)}"
-
-
 def _slack(name: str | None) -> SlackChannel | None:
     if not name:
         return None
-    try:
-        return SlackChannel.load(name)
-    except ValueError as exc:
-        raise ConfigurationError(
-            f"no SlackChannel block named {name!r} ({_existing(SlackChannel, 'SlackChannel')}); "
-            "create it (Blocks > Slack Channel) or leave slack_block empty"
-        ) from exc
+    return load_block(
+        SlackChannel, name, create="create it (Blocks > Slack Channel) or leave slack_block empty"
+    )
 
 
 def _say(env: Environment, event: str, **extra: Any) -> None:

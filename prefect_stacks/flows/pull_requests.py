@@ -48,7 +48,9 @@ from prefect.exceptions import ObjectNotFound
 
 from prefect_stacks import events
 from prefect_stacks._git import git_binary, redact_url
+from prefect_stacks._internal.failures import fails_cleanly
 from prefect_stacks._process import run_process
+from prefect_stacks.blocks.base import load_block
 from prefect_stacks.blocks.github import GitHubRepository, PullRequest
 from prefect_stacks.blocks.terraform import (
     load_stack,
@@ -88,13 +90,11 @@ def status_context(number: int) -> str:
 
 
 def _github(name: str) -> GitHubRepository:
-    try:
-        return GitHubRepository.load(name)
-    except ValueError as exc:
-        raise ConfigurationError(
-            f"no GitHubRepository block named {name!r}; create it (Blocks > GitHub "
-            "Repository) with the owner, repo and a token"
-        ) from exc
+    return load_block(
+        GitHubRepository,
+        name,
+        create="create it (Blocks > GitHub Repository) with the owner, repo and a token",
+    )
 
 
 # --------------------------------------------------------------------------- watcher
@@ -141,6 +141,7 @@ def list_open_pull_requests(block: GitHubRepository, base: str | None) -> list[P
 
 
 @flow(name="pull-request-watcher", flow_run_name="pull-request-watcher")
+@fails_cleanly
 def pull_request_watcher(
     repository: str,
     stack: str = "local-webapp",
@@ -422,6 +423,7 @@ def smoke_check(url: str, expect: str, timeout: float = 30.0) -> None:
 
 
 @flow(name=FEATURE_FLOW, flow_run_name="{repository}-pr-{number}-{sha:.7}")
+@fails_cleanly
 def feature_environment(
     number: int,
     sha: str,
@@ -509,6 +511,7 @@ def feature_environment(
 
 
 @flow(name="feature-environment-cleanup", flow_run_name="cleanup-pr-{number}")
+@fails_cleanly
 def feature_environment_cleanup(number: int, repository: str, merged: bool = False) -> str:
     """Destroy PR_<n> (stack, workspace, its deployment and queued runs) after the pull
     request was merged or closed; say so on the pull request.

@@ -24,7 +24,8 @@ from prefect.events import Event
 
 from prefect_stacks import events
 from prefect_stacks._git import ls_remote_heads, redact_url
-from prefect_stacks.exceptions import ConfigurationError
+from prefect_stacks._internal.failures import fails_cleanly
+from prefect_stacks.blocks.base import load_block
 
 EMIT_BATCH = 50
 
@@ -107,13 +108,12 @@ def default_watcher_name(kind: str, source: str) -> str:
 def _secret(block: str | None) -> str | None:
     if not block:
         return None
-    try:
-        return Secret.load(block).get()
-    except ValueError as exc:
-        raise ConfigurationError(
-            f"no Secret block named {block!r}; create it (Blocks > Secret) or leave the "
-            "token parameter empty for a public repository"
-        ) from exc
+    return load_block(
+        Secret,
+        block,
+        create="create it (Blocks > Secret) or leave the token parameter empty for a "
+        "public repository",
+    ).get()
 
 
 @task(cache_policy=NO_CACHE, task_run_name="git-ls-remote")
@@ -122,6 +122,7 @@ def list_branch_heads(repository: str, token_block: str | None) -> dict[str, str
 
 
 @flow(name="git-watcher", flow_run_name="git-watcher")
+@fails_cleanly
 def git_watcher(
     repository: str,
     branches: list[str] | None = None,
