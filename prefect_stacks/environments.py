@@ -25,7 +25,6 @@ import random
 import re
 import threading
 import time
-import warnings
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import datetime, timedelta, timezone
@@ -46,12 +45,9 @@ from prefect.context import FlowRunContext, TaskRunContext
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from pydantic import (
     BaseModel,
-    BeforeValidator,
     Field,
-    PydanticSchemaGenerationError,
     WithJsonSchema,
 )
-from pydantic.json_schema import PydanticJsonSchemaWarning
 
 from prefect_stacks._variables import PartialListing, tagged_variable_values
 from prefect_stacks.exceptions import (
@@ -231,52 +227,6 @@ TTL_SCHEMA: dict[str, Any] = {
     ]
 }
 TTL = Annotated[int | float | str, WithJsonSchema(TTL_SCHEMA)]
-
-
-class _Unset:
-    """An empty default that the parameter schema leaves out.
-
-    Prefect's server lets ``null`` through its schema check only for a property without
-    a default; a default of ``""`` or ``{}`` would refuse the ``null`` that API callers
-    and `prefect-stacks trigger` sent when these parameters were ``str | None``. So the
-    default is an empty ``str``/``dict`` that pydantic cannot put in a JSON schema: it is
-    left out (and Prefect's validation turns it into a plain ``""``/``{}`` for the run)."""
-
-    @classmethod
-    def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> Any:
-        raise PydanticSchemaGenerationError("an unset flow parameter default")
-
-
-class _UnsetText(_Unset, str):
-    pass
-
-
-class _UnsetDict(_Unset, dict):
-    pass
-
-
-NO_TEXT: str = _UnsetText()
-NO_VARIABLES: dict[str, Any] = _UnsetDict()
-# pydantic says so for each such default; that is the point, not a problem
-warnings.filterwarnings(
-    "ignore",
-    message=r"Default value (|\{\}) is not JSON serializable",
-    category=PydanticJsonSchemaWarning,
-)
-
-
-def _empty_text(value: Any) -> Any:
-    return "" if value is None else value
-
-
-def _empty_dict(value: Any) -> Any:
-    return {} if value is None else value
-
-
-# One text box in the run form (not a str/None toggle); null from the API is "".
-Text = Annotated[str, BeforeValidator(_empty_text)]
-# A JSON object in the run form; null from the API is {}.
-Variables = Annotated[dict[str, Any], BeforeValidator(_empty_dict)]
 
 
 def variable_name(name: str) -> str:

@@ -27,6 +27,7 @@ from pydantic import Field
 
 from prefect_stacks import events
 from prefect_stacks._internal.failures import fails_cleanly
+from prefect_stacks._internal.parameters import NO_TEXT, NO_VARIABLES, Text, Variables
 from prefect_stacks.blocks.base import load_block
 from prefect_stacks.blocks.slack import SlackChannel, notify_environment
 from prefect_stacks.blocks.terraform import (
@@ -40,15 +41,11 @@ from prefect_stacks.blocks.terraform import (
     terraform_plan,
 )
 from prefect_stacks.environments import (
-    NO_TEXT,
-    NO_VARIABLES,
     TEARDOWN_DEPLOYMENT,
     TTL,
     Environment,
     EnvironmentLedger,
     EnvironmentState,
-    Text,
-    Variables,
     check_teardown_deployment,
     expiry_text,
     format_duration,

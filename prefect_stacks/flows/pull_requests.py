@@ -49,6 +49,7 @@ from prefect.exceptions import ObjectNotFound
 from prefect_stacks import events
 from prefect_stacks._git import git_binary, redact_url
 from prefect_stacks._internal.failures import fails_cleanly
+from prefect_stacks._internal.parameters import NO_TEXT, NO_VARIABLES, Text, Variables
 from prefect_stacks._process import run_process
 from prefect_stacks.blocks.base import load_block
 from prefect_stacks.blocks.github import GitHubRepository, PullRequest
@@ -145,14 +146,14 @@ def list_open_pull_requests(block: GitHubRepository, base: str | None) -> list[P
 def pull_request_watcher(
     repository: str,
     stack: str = "local-webapp",
-    base: str | None = None,
+    base: Text = NO_TEXT,
     labels: list[str] | None = None,
     include_drafts: bool = False,
     build_command: list[str] | None = None,
     image_build: ImageBuild | None = None,
-    variables: dict[str, Any] | None = None,
+    variables: Variables = NO_VARIABLES,
     work_pool: str = "local",
-    watcher: str | None = None,
+    watcher: Text = NO_TEXT,
 ) -> dict[str, list[int]]:
     """Give every open pull request its environment PR_<n>, deploy each new head commit,
     clean up merged and closed ones.
@@ -177,7 +178,7 @@ def pull_request_watcher(
     name = events.validate_watcher_name(
         watcher or default_watcher_name("pr", f"{block.owner}/{block.repo}".lower())
     )
-    open_prs = list_open_pull_requests(block, base)  # raises: nothing below runs
+    open_prs = list_open_pull_requests(block, base or None)  # raises: nothing below runs
     wanted = {pr.number: pr for pr in open_prs if _wanted(pr, base, labels, include_drafts)}
     state = events.WatcherState(name)
     seen = {k: v for k, v in state.load().items() if k != events.BASELINE_KEY}

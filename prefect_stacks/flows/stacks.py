@@ -16,6 +16,7 @@ from prefect.states import Cancelled, Completed, Failed, Running, State
 from pydantic import Field
 
 from prefect_stacks._internal.failures import fails_cleanly
+from prefect_stacks._internal.parameters import NO_TEXT, NO_VARIABLES, Text, Variables
 from prefect_stacks.blocks.terraform import (
     PlanSummary,
     artifact_key,
@@ -50,10 +51,10 @@ def _run_name(verb: str) -> Callable[[], str]:
     return name
 
 
-def _check_parameters(workspace: str | None, approval_timeout: int | None = None) -> None:
+def _check_parameters(workspace: str, approval_timeout: int | None = None) -> None:
     """Refuse bad parameters before anything runs, as a ConfigurationError (one line in
     the run's logs, the run Failed with it)."""
-    if workspace is not None:
+    if workspace:  # empty: the block's
         validate_workspace(workspace)
     if approval_timeout is not None and (
         not isinstance(approval_timeout, int) or approval_timeout <= 0
@@ -137,8 +138,8 @@ def request_approval(plan: PlanSummary, timeout: int) -> ApprovalInput | None:
 @fails_cleanly
 def stack_plan(
     stack: str = DEFAULT_STACK,
-    workspace: str | None = None,
-    variables: dict[str, Any] | None = None,
+    workspace: Text = NO_TEXT,
+    variables: Variables = NO_VARIABLES,
 ) -> PlanSummary:
     """Plan a Terraform stack and publish what would change as an artifact.
 
@@ -149,7 +150,7 @@ def stack_plan(
     """
     _check_parameters(workspace)
     block = load_stack(stack, variables)
-    with terraform_init(block, workspace) as workdir:
+    with terraform_init(block, workspace or None) as workdir:
         return terraform_plan(workdir)
 
 
@@ -157,8 +158,8 @@ def stack_plan(
 @fails_cleanly
 def stack_apply(
     stack: str = DEFAULT_STACK,
-    workspace: str | None = None,
-    variables: dict[str, Any] | None = None,
+    workspace: Text = NO_TEXT,
+    variables: Variables = NO_VARIABLES,
     require_approval: bool = False,
     approval_timeout: int = 3600,
 ) -> dict[str, Any]:
@@ -174,7 +175,7 @@ def stack_apply(
     logger = get_run_logger()
     _check_parameters(workspace, approval_timeout)
     block = load_stack(stack, variables)
-    with terraform_init(block, workspace) as workdir:
+    with terraform_init(block, workspace or None) as workdir:
         plan = terraform_plan(workdir)
         if plan.has_changes:
             if require_approval:
@@ -215,8 +216,8 @@ def stack_apply(
 @fails_cleanly
 def stack_destroy(
     stack: str = DEFAULT_STACK,
-    workspace: str | None = None,
-    variables: dict[str, Any] | None = None,
+    workspace: Text = NO_TEXT,
+    variables: Variables = NO_VARIABLES,
     delete_workspace: bool = False,
 ) -> None:
     """Destroy everything a stack created in a workspace.
@@ -229,7 +230,7 @@ def stack_destroy(
     """
     _check_parameters(workspace)
     block = load_stack(stack, variables)
-    with terraform_init(block, workspace, create_workspace=False) as workdir:
+    with terraform_init(block, workspace or None, create_workspace=False) as workdir:
         terraform_destroy(workdir)
         if delete_workspace:
             terraform_delete_workspace(workdir)
