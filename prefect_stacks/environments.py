@@ -277,6 +277,7 @@ def _acquire_lease(client: SyncPrefectClient, limit: str, timeout_seconds: float
     holder = _lease_holder()
     deadline = time.monotonic() + timeout_seconds
     wait = LOCK_POLL_FIRST_SECONDS
+    trouble = ""  # the last server or network error, for the timeout's message
     while True:
         try:
             response = client.increment_concurrency_slots_with_lease(
@@ -287,8 +288,17 @@ def _acquire_lease(client: SyncPrefectClient, limit: str, timeout_seconds: float
                 holder=holder,
             )
         except httpx.HTTPStatusError as exc:
-            if exc.response.status_code != 423:
+            # 423: the slot is taken. 5xx: the server could not answer (SQLite busy under
+            # load answers 503 even after the client's own retries); nothing was taken,
+            # so try again until the deadline like a busy slot.
+            if exc.response.status_code != 423 and exc.response.status_code < 500:
                 raise
+            if exc.response.status_code >= 500:
+                trouble = f"; the server last answered HTTP {exc.response.status_code}"
+                _LOGGER.warning("taking %s: HTTP %s; retrying", limit, exc.response.status_code)
+        except httpx.TransportError as exc:
+            trouble = f"; last error: {type(exc).__name__}: {exc}"
+            _LOGGER.warning("taking %s: %s; retrying", limit, exc)
         else:
             body = response.json()
             if not body.get("limits"):
@@ -299,7 +309,7 @@ def _acquire_lease(client: SyncPrefectClient, limit: str, timeout_seconds: float
             return UUID(body["lease_id"])
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise LimitBusy(f"{limit!r} stayed busy for {timeout_seconds}s")
+            raise LimitBusy(f"{limit!r} stayed busy for {timeout_seconds}s{trouble}")
         time.sleep(min(remaining, random.uniform(wait / 2, wait)))
         wait = min(wait * 2, LOCK_POLL_MAX_SECONDS)
 

@@ -284,7 +284,11 @@ def test_pull_request_images(e2e: E2E, dockerd: str, registry: str, tmp_path: Pa
             env = wait_for("the first image deployed", deployed(ledger, name, first), timeout=180)
             reference = pinned(first)
             assert f"image <code>{reference}</code>" in (page(env.url) or "")
-            assert any(f"Image `{reference}`" in c["body"] for c in gh.comments(number))
+            wait_for(  # the comment follows the ledger's ready
+                "the comment to name the image",
+                lambda: any(f"Image `{reference}`" in c["body"] for c in gh.comments(number)),
+                timeout=60,
+            )
 
             # a commit that does not build: the running version stays, GitHub is told
             (repo.work / "Dockerfile").write_text("FROM scratch\nCOPY missing.txt /\n")
@@ -298,9 +302,13 @@ def test_pull_request_images(e2e: E2E, dockerd: str, registry: str, tmp_path: Pa
                 lambda: (s := gh.latest_statuses(broken).get(context)) and s["state"] == "failure",
                 timeout=180,
             )
-            assert any(
-                "**failed**" in c["body"] and "missing.txt" in c["body"]
-                for c in gh.comments(number)
+            wait_for(  # the comment follows the status
+                "the comment to say failed, with Docker's error",
+                lambda: any(
+                    "**failed**" in c["body"] and "missing.txt" in c["body"]
+                    for c in gh.comments(number)
+                ),
+                timeout=60,
             )
             env = ledger.get(name)
             assert env.state == EnvironmentState.ready and env.deployed_version == first
