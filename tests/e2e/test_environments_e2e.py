@@ -261,8 +261,7 @@ def test_janitor_finishes_a_teardown_whose_worker_was_killed(
     # Made in this process (quicker than a worker run; creation is not under test), then
     # made to expire in 1 s: its teardown must not start before the apply is over.
     demo_environment(stack=stack, ttl_seconds=3600, name=name)
-    env = extend(name, 1)
-    teardown_run_id = env.teardown_run_id
+    extend(name, 1)
     assert workspace_dir(state_dir, name).is_dir()
 
     try:
@@ -274,6 +273,10 @@ def test_janitor_finishes_a_teardown_whose_worker_was_killed(
             lambda: ledger.get(name).state == EnvironmentState.destroying,
             timeout=60,
         )
+        # the run that claimed it (usually the one extend() scheduled; when a worker starts
+        # that run within the second before extend() records it, the entry keeps the older
+        # scheduled run and the claim names the one that runs)
+        teardown_run_id = ledger.get(name).teardown_run_id
         wait_for(
             f"the teardown of {name} to reach its destroy-time sleep",
             lambda: any("sleep 5" in cmd for cmd in e2e.worker_commands()),
