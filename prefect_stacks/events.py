@@ -163,6 +163,28 @@ _spec(
         example={"repository": "github.com/acme/shop", "tag": "v1.4.0"},
     )
 )
+_spec(
+    EventSpec(
+        name="stacks.stack.applied",
+        description="A stack-apply run applied a stack into a workspace (or found nothing "
+        "to change); its resource name carries the page URL, so `prefect deployment run "
+        "--watch` shows it.",
+        resource_id="stacks.stack.<stack>/<workspace>",
+        labels={
+            "stacks.stack": "Name of the TerraformStack block.",
+            "stacks.workspace": "Terraform workspace.",
+        },
+        payload={
+            "stack": "Name of the TerraformStack block.",
+            "workspace": "Terraform workspace.",
+            "url": "The `url` output of the stack, or null.",
+            "add": "Resources created (replacements count here too).",
+            "change": "Resources updated in place.",
+            "destroy": "Resources destroyed (replacements count here too).",
+        },
+        example={"stack": "local-webapp", "workspace": "default", "url": "http://127.0.0.1:8080/"},
+    )
+)
 for _state, _what in (
     ("created", "An environment is ready (applied)."),
     ("expiring", "An environment expires soon (the janitor's warning)."),
@@ -240,6 +262,7 @@ def _event(
     payload: dict[str, Any],
     version: str,
     occurred: datetime | None = None,
+    related: list[dict[str, str]] | None = None,
 ) -> Event:
     spec(name)
     missing = set(VOCABULARY[name].payload) - set(payload)
@@ -249,6 +272,8 @@ def _event(
     kwargs: dict[str, Any] = {}
     if occurred is not None:
         kwargs["occurred"] = occurred
+    if related:
+        kwargs["related"] = related
     return Event(
         event=name,
         resource=resource,
@@ -375,6 +400,47 @@ def release_published(
         },
         {"repository": repo, "tag": tag, "name": name or tag, "url": url, "prerelease": prerelease},
         version=tag,
+    )
+
+
+def stack_applied(
+    stack: str,
+    workspace: str,
+    url: str | None,
+    *,
+    add: int,
+    change: int,
+    destroy: int,
+    flow_run_id: str,
+    flow_run_name: str = "",
+) -> Event:
+    """One apply by one flow run (the run is the version, and a related resource, so
+    the event shows among the run's own in `--watch` and the UI)."""
+    where = f"{stack}/{workspace}"
+    return _event(
+        "stacks.stack.applied",
+        {
+            "prefect.resource.id": f"stacks.stack.{where}",
+            "prefect.resource.name": f"{where} {url}" if url else where,
+            "stacks.stack": stack,
+            "stacks.workspace": workspace,
+        },
+        {
+            "stack": stack,
+            "workspace": workspace,
+            "url": url,
+            "add": add,
+            "change": change,
+            "destroy": destroy,
+        },
+        version=flow_run_id,
+        related=[
+            {
+                "prefect.resource.id": f"prefect.flow-run.{flow_run_id}",
+                "prefect.resource.role": "flow-run",
+                "prefect.resource.name": flow_run_name or flow_run_id,
+            }
+        ],
     )
 
 

@@ -15,6 +15,7 @@ from prefect.runtime import flow_run
 from prefect.states import Cancelled, Completed, Failed, Running, State
 from pydantic import Field
 
+from prefect_stacks import events
 from prefect_stacks._internal.failures import fails_cleanly
 from prefect_stacks._internal.parameters import NO_TEXT, NO_VARIABLES, Text, Variables
 from prefect_stacks.blocks.terraform import (
@@ -87,6 +88,29 @@ def _resume_expired_pause() -> None:
         client.set_flow_run_state(
             flow_run.id, Running(message="no approval in time; ending the run"), force=True
         )
+
+
+def _announce(plan: PlanSummary, url: str | None) -> None:
+    """``stacks.stack.applied``, related to this run: the event feed of the run (what
+    `prefect deployment run --watch` prints) shows the page. Posted and confirmed before
+    the run ends, so it comes before the run's Completed; never fails the apply."""
+    try:
+        events.emit(
+            [
+                events.stack_applied(
+                    plan.stack,
+                    plan.workspace,
+                    url,
+                    add=plan.add,
+                    change=plan.change,
+                    destroy=plan.destroy,
+                    flow_run_id=str(flow_run.id),
+                    flow_run_name=flow_run.name or "",
+                )
+            ]
+        )
+    except events.EmitError as exc:
+        get_run_logger().warning("could not announce the apply: %s", exc)
 
 
 class ApprovalInput(RunInput):
@@ -199,6 +223,9 @@ def stack_apply(
         outputs = terraform_outputs(workdir)
     url = outputs.values.get("url")
     if not (isinstance(url, str) and url.startswith(("http://", "https://"))):
+        url = None
+    _announce(plan, url)
+    if url is None:
         return outputs.values
     create_link_artifact(
         key=artifact_key("url", plan.stack, plan.workspace),
@@ -206,8 +233,8 @@ def stack_apply(
         link_text=url,
         description=f"The page {plan.stack} / {plan.workspace} serves",
     )
-    # The last log line and the state message: what `prefect deployment run --watch`
-    # and `prefect-stacks trigger --wait` show last.
+    # The last log line and the state message: what `prefect-stacks trigger --wait` and
+    # the UI show last (`prefect deployment run --watch` shows the event above).
     logger.info("%s/%s applied: url=%s", plan.stack, plan.workspace, url)
     return Completed(message=f"applied: url={url}", data=outputs.values)
 

@@ -17,7 +17,7 @@ from pydantic import SecretStr
 from prefect_stacks.blocks.terraform import TerraformStack
 from prefect_stacks.exceptions import ConfigurationError
 from prefect_stacks.flows.stacks import stack_apply, stack_destroy, stack_plan
-from tests.conftest import write_stack
+from tests.conftest import read_events, write_stack
 
 pytestmark = pytest.mark.integration
 
@@ -89,7 +89,16 @@ async def test_plan_apply_destroy_flows(block_name, tmp_path: Path):
     (link,) = await _artifacts(f"url-{name}-flows")
     assert link.type == "markdown" and "(http://127.0.0.1:9/flows)" in link.data
 
-    messages = await _logs(state.state_details.flow_run_id)
+    # the run's own event feed (what `prefect deployment run --watch` prints) names the page
+    run_id = state.state_details.flow_run_id
+    (applied,) = read_events("stacks.stack.applied", resource_id=f"stacks.stack.{name}/flows")
+    assert applied["resource"]["prefect.resource.name"] == f"{name}/flows http://127.0.0.1:9/flows"
+    assert applied["payload"]["url"] == "http://127.0.0.1:9/flows"
+    assert (applied["payload"]["add"], applied["payload"]["destroy"]) == (2, 0)
+    assert f"prefect.flow-run.{run_id}" in [r["prefect.resource.id"] for r in applied["related"]]
+    assert secret not in str(applied)
+
+    messages = await _logs(run_id)
     assert any("terraform apply:" in m for m in messages), "terraform output streamed"
     assert any("Apply complete!" in m for m in messages)
     everything = "\n".join(messages)
@@ -269,7 +278,7 @@ async def test_approved_apply_says_the_url_last(block_name):
     assert run.state.is_completed(), run.state
     assert run.state.message == "applied: url=http://127.0.0.1:9/ok"
     logs = sorted(await _log_records(run_id), key=lambda log: log.timestamp)
-    # what `prefect deployment run --watch` prints last (before the Completed event)
+    # the run's last log line (the UI's log tab, `trigger --wait`)
     assert logs[-1].message == "Finished in state Completed('applied: url=http://127.0.0.1:9/ok')"
     (approval,) = await _artifacts(f"approval-{name}-ok")
     assert "Apply approved" in approval.data
