@@ -83,6 +83,16 @@ def prefect_harness() -> Iterator[None]:
         yield
 
 
+def stop(proc: subprocess.Popen, timeout: float = 10) -> None:
+    """Stop a service a test started: SIGTERM, then SIGKILL after ``timeout`` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def write_stack(path: Path, main_tf: str) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     (path / "main.tf").write_text(main_tf)
@@ -350,12 +360,7 @@ def dockerd() -> Iterator[str]:
         _wait_for(ready, 60, "dockerd", log)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc, 30)
         subprocess.run(["umount", "-R", str(base / "data")], capture_output=True)
         shutil.rmtree(base, ignore_errors=True)
 

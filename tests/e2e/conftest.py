@@ -41,7 +41,7 @@ from prefect_stacks.local import (
     is_alive,
     log_tail,
 )
-from tests.conftest import stop_webapps
+from tests.conftest import stop, stop_webapps
 
 RUN_TIMEOUT = 150.0  # seconds for one stack run (terraform init + plan + apply)
 
@@ -390,9 +390,5 @@ def receiver(e2e: E2E, prefect_stacks_cli, tmp_path: Path) -> Iterator[str]:
         log.close()
         pytest.fail(f"the receiver did not start:\n{(tmp_path / 'webhooks.log').read_text()}")
     yield base
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    stop(proc)
     log.close()

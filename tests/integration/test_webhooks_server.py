@@ -29,7 +29,7 @@ from pydantic import SecretStr
 from prefect_stacks import events
 from prefect_stacks.blocks.webhooks import WebhookSource
 from prefect_stacks.webhooks import create_app, github
-from tests.conftest import free_port, wait_for
+from tests.conftest import free_port, stop, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -328,12 +328,7 @@ def test_serve_answers_a_short_body_408_and_the_full_one_reaches_prefect(prefect
         assert status == 202, reply  # not "duplicate": the 408 delivery was not remembered
         (event_id,) = json.loads(reply)["events"]
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
     repo = f"https://github.com/acme/s-{delivery}.git"
     sha = json.loads(body)["after"]
     want = events.git_commit(repo, "main", sha)
