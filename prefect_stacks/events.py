@@ -434,14 +434,22 @@ def stack_applied(
             "destroy": destroy,
         },
         version=flow_run_id,
-        related=[
-            {
-                "prefect.resource.id": f"prefect.flow-run.{flow_run_id}",
-                "prefect.resource.role": "flow-run",
-                "prefect.resource.name": flow_run_name or flow_run_id,
-            }
-        ],
+        related=_flow_run_related(flow_run_id, flow_run_name),
     )
+
+
+def _flow_run_related(flow_run_id: str | None, name: str = "") -> list[dict[str, str]]:
+    """The flow run an event is about, as a related resource: the event then shows in
+    that run's own event feed (the UI, `prefect deployment run --watch`)."""
+    if not flow_run_id:
+        return []
+    return [
+        {
+            "prefect.resource.id": f"prefect.flow-run.{flow_run_id}",
+            "prefect.resource.role": "flow-run",
+            "prefect.resource.name": name or flow_run_id,
+        }
+    ]
 
 
 def environment_event(
@@ -454,12 +462,13 @@ def environment_event(
     owner: str | None,
     expires_at: datetime | None,
     version: str,
+    flow_run_id: str | None = None,
 ) -> Event:
     return _event(
         f"stacks.environment.{what}",
         {
             "prefect.resource.id": f"stacks.environment.{name}",
-            "prefect.resource.name": name,
+            "prefect.resource.name": f"{name} {url}" if url else name,
             "stacks.environment": name,
             "stacks.environment.kind": kind,
         },
@@ -472,6 +481,7 @@ def environment_event(
             "expires_at": expires_at.isoformat() if expires_at else None,
         },
         version=version,
+        related=_flow_run_related(flow_run_id),
     )
 
 

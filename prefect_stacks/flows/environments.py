@@ -102,6 +102,7 @@ def _say(env: Environment, event: str, **extra: Any) -> None:
                     owner=env.owner,
                     expires_at=env.expires_at,
                     version=str(env.revision),
+                    flow_run_id=_current_run_id(),
                 )
             ]
         )

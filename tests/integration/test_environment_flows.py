@@ -107,6 +107,9 @@ def test_demo_environment_lifecycle(webapp_block, teardown_deployment, tmp_path:
     created = read_events("stacks.environment.created", f"stacks.environment.{name}")
     assert created and created[0]["payload"]["url"] == env.url
     assert created[0]["payload"]["state"] == "ready"
+    # in the run's own event feed (`--watch`), with the URL in its name
+    assert created[0]["resource"]["prefect.resource.name"] == f"{name} {env.url}"
+    assert any(r["prefect.resource.role"] == "flow-run" for r in created[0]["related"])
     # the teardown is a one-off run scheduled at expiry
     run = _flow_run(env.teardown_run_id)
     assert run.state.is_scheduled()
