@@ -63,8 +63,11 @@ LOCK_STRIPES = 16
 LOCK_LEASE_SECONDS = 60  # the server minimum
 # A holder that was killed frees its slot only when the lease expires AND the server's
 # lease-revocation loop (every 15 s) has run: up to ~75 s. A waiter must outlast that,
-# or it fails with LedgerError exactly when the lease was meant to rescue it.
-LOCK_TIMEOUT_SECONDS = 120
+# or it fails with LedgerError exactly when the lease was meant to rescue it. 120 s was
+# not enough in the 50-environment soak on SQLite: a killed holder (~75 s), then the
+# stripe's queue, with the server answering 503 under load (each answer retried with
+# backoff by Prefect's client), kept one writer out for 120 s (seen twice in CI).
+LOCK_TIMEOUT_SECONDS = 180
 # Waiters poll the stripe themselves, every 0.05 s at first and at most every
 # LOCK_POLL_MAX_SECONDS. Prefect's own retry sleeps for the server's Retry-After, which
 # grows with the limit's average occupancy and its denied tries (up to 30 s + 30 %

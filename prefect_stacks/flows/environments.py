@@ -185,7 +185,6 @@ def demo_environment(
     # environment is destroyed at expiry (and the janitor covers a missed run).
     schedule_teardown(name, env.expires_at, deployment=teardown_deployment, ledger=ledger)
     logger.info("environment %s recorded; teardown scheduled at %s", name, env.expires_at)
-    refresh_environment_table(ledger)
 
     try:
         with terraform_init(block, name) as workdir:

@@ -70,7 +70,6 @@ from prefect_stacks.exceptions import ConfigurationError, PrefectStacksError
 from prefect_stacks.flows.environments import (
     _run_url,
     finish_deploy,
-    refresh_environment_table,
     start_deploy,
     teardown,
 )
@@ -264,7 +263,6 @@ def deploy_pull_request(pr: PullRequest, settings: dict[str, Any], work_pool: st
                 desired_version=pr.head_sha,
             )
         )
-        refresh_environment_table(ledger)
     deployment_id = _deployment_id(f"{FEATURE_FLOW}/{name}")
     if deployment_id is None:
         # Created once, never re-applied: re-applying replaces the deployment's
