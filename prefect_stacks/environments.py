@@ -68,6 +68,8 @@ LOCK_LEASE_SECONDS = 60  # the server minimum
 # stripe's queue, with the server answering 503 under load (each answer retried with
 # backoff by Prefect's client), kept one writer out for 120 s (seen twice in CI).
 LOCK_TIMEOUT_SECONDS = 180
+# How long schedule_teardown keeps asking a server that answers 5xx to create the run.
+TEARDOWN_CREATE_SECONDS = 60
 # Waiters poll the stripe themselves, every 0.05 s at first and at most every
 # LOCK_POLL_MAX_SECONDS. Prefect's own retry sleeps for the server's Retry-After, which
 # grows with the limit's average occupancy and its denied tries (up to 30 s + 30 %
@@ -539,13 +541,25 @@ def schedule_teardown(
         deployment_id = _deployment_id(client, deployment)
         from prefect.states import Scheduled
 
-        run = client.create_flow_run_from_deployment(
-            deployment_id,
-            parameters={"name": name, "reason": reason},
-            state=Scheduled(scheduled_time=at),
-            tags=[f"env:{name}"],
-            idempotency_key=f"teardown-{name.lower()}-{at.isoformat()}-{reason}",
-        )
+        deadline = time.monotonic() + TEARDOWN_CREATE_SECONDS
+        while True:
+            try:
+                run = client.create_flow_run_from_deployment(
+                    deployment_id,
+                    parameters={"name": name, "reason": reason},
+                    state=Scheduled(scheduled_time=at),
+                    tags=[f"env:{name}"],
+                    idempotency_key=f"teardown-{name.lower()}-{at.isoformat()}-{reason}",
+                )
+                break
+            except httpx.HTTPStatusError as exc:
+                # A server that cannot answer (SQLite busy: 503 after the client's own
+                # retries) is asked again: the idempotency key makes a second create
+                # return the run a first one may have made.
+                if exc.response.status_code < 500 or time.monotonic() > deadline:
+                    raise
+                _LOGGER.warning("scheduling the teardown of %s: %s; retrying", name, exc)
+                time.sleep(2)
     new_id = str(run.id)
     record_teardown(name, new_id, ledger)
     return new_id
