@@ -317,6 +317,11 @@ def transition_instant(value: datetime | str | None) -> str | None:
     return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+# The pull request field that says when each lifecycle transition happened (GitHub's
+# names; the same in the REST API and in webhook payloads): part of the event's id.
+PR_TRANSITION_FIELDS = {"opened": "updated_at", "closed": "closed_at", "merged": "merged_at"}
+
+
 def pull_request(
     action: str,
     *,

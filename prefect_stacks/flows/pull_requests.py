@@ -110,14 +110,11 @@ def _wanted(
     return not labels or set(labels) <= set(pr.labels)
 
 
-_TRANSITION_TIME = {"opened": "updated_at", "closed": "closed_at", "merged": "merged_at"}
-
-
 def _event(action: str, block: GitHubRepository, pr: PullRequest) -> Any:
     """The event a webhook delivery about the same transition carries (events.md):
     ``opened`` when the pull request (re)appears among the wanted ones, at its
     ``updated_at``; ``closed``/``merged`` at ``closed_at``/``merged_at``."""
-    field = _TRANSITION_TIME.get(action)
+    field = events.PR_TRANSITION_FIELDS.get(action)
     return events.pull_request(
         action,
         at=getattr(pr, field) if field else None,

@@ -63,12 +63,6 @@ PR_ACTIONS = {
     "edited": "opened",  # only when the base changed (changes.base)
     "synchronize": "updated",
 }
-# When each of our events happened, in the pull request object (events.pull_request).
-TRANSITION_TIME = {
-    "opened": "pull_request.updated_at",
-    "closed": "pull_request.closed_at",
-    "merged": "pull_request.merged_at",
-}
 
 
 def signature(secret: str, body: bytes) -> str:
@@ -154,6 +148,7 @@ def _pull_request(key: str, data: dict[str, Any]) -> Translation:
     state = get(data, "pull_request.state", required=False)
     if ours in ("opened", "updated") and state == "closed":
         return Translation(ignored=f"pull_request {action!r} on a closed pull request")
+    field = events.PR_TRANSITION_FIELDS.get(ours)  # when this transition happened
     raw_number = get(data, "number", required=False)
     if raw_number is None:
         raw_number = get(data, "pull_request.number")
@@ -167,7 +162,7 @@ def _pull_request(key: str, data: dict[str, Any]) -> Translation:
         title=_field(data, "pull_request.title", optional=True),
         author=_field(data, "pull_request.user.login", optional=True),
         url=_field(data, "pull_request.html_url", optional=True),
-        at=instant(data, TRANSITION_TIME.get(ours)),
+        at=instant(data, f"pull_request.{field}" if field else None),
     )
     return Translation(deliveries=[Delivery(key, [event])])
 
