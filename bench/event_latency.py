@@ -106,8 +106,9 @@ def measure(runs: int, base: str, root: Path) -> dict[str, list[tuple[float, flo
     from prefect import get_client
     from pydantic import SecretStr
 
-    from prefect_stacks import automations, events
+    from prefect_stacks import events
     from prefect_stacks.blocks.webhooks import WebhookSource
+    from prefect_stacks.events import automations
 
     secret = secrets.token_hex(16)
     WebhookSource(kind="github", secret=SecretStr(secret)).save("bench-github", overwrite=True)

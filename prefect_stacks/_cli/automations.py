@@ -8,9 +8,9 @@ from pathlib import Path
 
 import typer
 
-from prefect_stacks import automations as autos
 from prefect_stacks._cli import app
 from prefect_stacks._cli._common import user_errors
+from prefect_stacks.events import automations as autos
 
 automations_app = typer.Typer(
     name="automations",

@@ -86,12 +86,12 @@ class StacksBlock(Block):
 def package_blocks() -> list[type[Block]]:
     """Every block class prefect-stacks exports (what ``prefect block register -m
     prefect_stacks`` registers)."""
-    import prefect_stacks
+    from prefect_stacks import blocks
 
     return sorted(
         (
             obj
-            for obj in vars(prefect_stacks).values()
+            for obj in vars(blocks).values()
             if isinstance(obj, type)
             and issubclass(obj, Block)
             and obj.__module__.startswith("prefect_stacks")

@@ -47,7 +47,7 @@ from slack_sdk.http_retry import (
 )
 from slack_sdk.webhook import WebhookClient
 
-from prefect_stacks._process import Redactor, default_logger
+from prefect_stacks._internal.process import Redactor, default_logger
 from prefect_stacks.blocks.base import StacksBlock
 from prefect_stacks.exceptions import ConfigurationError, NotificationError
 

@@ -47,11 +47,12 @@ from prefect.deployments.runner import DeploymentApplyError, EntrypointType
 from prefect.exceptions import ObjectNotFound
 
 from prefect_stacks import events
-from prefect_stacks._git import git_binary, redact_url
 from prefect_stacks._internal.failures import fails_cleanly
+from prefect_stacks._internal.git import git_binary, redact_url
 from prefect_stacks._internal.parameters import NO_TEXT, NO_VARIABLES, Text, Variables
-from prefect_stacks._process import run_process
+from prefect_stacks._internal.process import run_process
 from prefect_stacks.blocks.base import load_block
+from prefect_stacks.blocks.docker import ImageBuild, build_image
 from prefect_stacks.blocks.github import GitHubRepository, PullRequest
 from prefect_stacks.blocks.terraform import (
     load_stack,
@@ -74,7 +75,6 @@ from prefect_stacks.flows.environments import (
     teardown,
 )
 from prefect_stacks.flows.watchers import default_watcher_name
-from prefect_stacks.images import ImageBuild, build_image
 
 FEATURE_FLOW = "feature-environment"
 CLEANUP_DEPLOYMENT = "feature-environment-cleanup/default"

@@ -23,8 +23,8 @@ from prefect.cache_policies import NO_CACHE
 from prefect.events import Event
 
 from prefect_stacks import events
-from prefect_stacks._git import ls_remote_heads, redact_url
 from prefect_stacks._internal.failures import fails_cleanly
+from prefect_stacks._internal.git import ls_remote_heads, redact_url
 from prefect_stacks.blocks.base import load_block
 
 EMIT_BATCH = 50

@@ -30,7 +30,7 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import StateType
 
-from prefect_stacks._process import run_process
+from prefect_stacks._internal.process import run_process
 from prefect_stacks.blocks.slack import SlackChannel
 from prefect_stacks.blocks.terraform import TerraformStack
 from prefect_stacks.environments import EnvironmentLedger, EnvironmentState, extend, utcnow

@@ -22,7 +22,8 @@ from prefect import get_client
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
 from pydantic import SecretStr
 
-from prefect_stacks import automations, events
+from prefect_stacks import events
+from prefect_stacks.events import automations
 
 if TYPE_CHECKING:
     from tests.e2e.conftest import E2E

@@ -24,11 +24,12 @@ from prefect import get_client
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
 from pydantic import SecretStr
 
-from prefect_stacks import automations, events, stack_path
+from prefect_stacks import events, stack_path
 from prefect_stacks.blocks.github import GitHubRepository
 from prefect_stacks.blocks.terraform import TerraformStack
 from prefect_stacks.blocks.webhooks import WebhookSource
 from prefect_stacks.environments import EnvironmentLedger, EnvironmentState
+from prefect_stacks.events import automations
 from tests.conftest import GitRepo, read_events, wait_for
 from tests.fakes.github import FakeGitHub
 

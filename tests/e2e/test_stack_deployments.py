@@ -12,9 +12,9 @@ import httpx
 import pytest
 from prefect.client.schemas.objects import StateType
 
-from prefect_stacks._process import run_process
-from prefect_stacks.automations import automations_dir
-from prefect_stacks.automations import load_files as load_automation_files
+from prefect_stacks._internal.process import run_process
+from prefect_stacks.events.automations import automations_dir
+from prefect_stacks.events.automations import load_files as load_automation_files
 from prefect_stacks.local import (
     LOCAL_WEBAPP,
     LocalConfig,

@@ -21,7 +21,7 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import StateType
 
-from prefect_stacks._process import run_process
+from prefect_stacks._internal.process import run_process
 from prefect_stacks.local import LOCAL_WEBAPP
 
 if TYPE_CHECKING:

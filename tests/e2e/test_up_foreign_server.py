@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from prefect_stacks._process import run_process
+from prefect_stacks._internal.process import run_process
 from prefect_stacks.local import LOCAL_WEBAPP, api_settings, port_in_use
 
 if TYPE_CHECKING:

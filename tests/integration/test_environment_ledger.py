@@ -92,7 +92,7 @@ def test_listing_pages_past_hundreds_and_filters_destroyed(prefect_harness):
 def test_partial_listing_is_an_error(prefect_harness, monkeypatch):
     ledger = EnvironmentLedger()
     ledger.create(_env(_name("p")))
-    import prefect_stacks._variables as variables
+    import prefect_stacks._internal.variables as variables
 
     monkeypatch.setattr(variables, "PAGE", 1)
     real = ledger._session

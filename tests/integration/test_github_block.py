@@ -18,7 +18,7 @@ import pytest
 from prefect import flow
 from prefect.runner.storage import GitRepository
 
-from prefect_stacks._http import HttpClient, MemoryResponseCache
+from prefect_stacks._internal.http import HttpClient, MemoryResponseCache
 from prefect_stacks.blocks.github import (
     MAX_COMMENT_BODY,
     GitHubError,

@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from prefect_stacks.blocks.docker import ImageBuild, build_image
 from prefect_stacks.exceptions import ConfigurationError, PrefectStacksError
-from prefect_stacks.images import ImageBuild, build_image
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.integration

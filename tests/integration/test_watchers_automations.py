@@ -15,7 +15,8 @@ import pytest
 from prefect import get_client
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
 
-from prefect_stacks import automations, events
+from prefect_stacks import events
+from prefect_stacks.events import automations
 from prefect_stacks.exceptions import ConfigurationError
 from prefect_stacks.flows.stacks import stack_plan
 from prefect_stacks.flows.watchers import git_watcher

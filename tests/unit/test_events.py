@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from prefect_stacks import events
-from prefect_stacks.automations import check_template, expected_specs, template_references
+from prefect_stacks.events.automations import check_template, expected_specs, template_references
 from prefect_stacks.exceptions import ConfigurationError
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from prefect_stacks.images import BuiltImage, ImageBuild
+from prefect_stacks.blocks.docker import BuiltImage, ImageBuild
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from prefect_stacks._process import Redactor, run_process, write_private_file
+from prefect_stacks._internal.process import Redactor, run_process, write_private_file
 
 
 class ListLogger(logging.Logger):

@@ -7,7 +7,7 @@ version), so the same change seen twice — by two watcher runs, or by a watcher
 webhook — carries the same id, and Prefect's triggers act on an event id once.
 
 The vocabulary (``VOCABULARY``) is also what automation templates are checked against
-(:mod:`prefect_stacks.automations`) and what ``docs/events.md`` documents.
+(:mod:`prefect_stacks.events.automations`) and what ``docs/events.md`` documents.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from prefect.events import Event
 from prefect.exceptions import ObjectNotFound
 from prefect.settings import PREFECT_API_URL
 
-from prefect_stacks._variables import PartialListing, tagged_variable_values
+from prefect_stacks._internal.variables import PartialListing, tagged_variable_values
 from prefect_stacks.exceptions import ConfigurationError, PrefectStacksError
 
 EVENT_ID_NAMESPACE = uuid.UUID("6b1f5f0e-5c4e-4d55-9a57-0c2f8f1e7a10")

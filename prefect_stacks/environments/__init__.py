@@ -49,7 +49,7 @@ from pydantic import (
     WithJsonSchema,
 )
 
-from prefect_stacks._variables import PartialListing, tagged_variable_values
+from prefect_stacks._internal.variables import PartialListing, tagged_variable_values
 from prefect_stacks.exceptions import (
     ConfigurationError,
     EnvironmentNotFound,

@@ -58,7 +58,7 @@ class AutomationFile:
 
 
 def automations_dir() -> Path:
-    from prefect_stacks import deployments_dir
+    from prefect_stacks._internal.data import deployments_dir
 
     return deployments_dir() / "automations"
 

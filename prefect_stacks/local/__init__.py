@@ -48,7 +48,8 @@ from typing import Any
 import httpx
 import yaml
 
-from prefect_stacks._process import run_process
+from prefect_stacks._internal.data import deployments_dir, stack_path
+from prefect_stacks._internal.process import run_process
 from prefect_stacks.exceptions import PrefectStacksError
 
 DEFAULT_HOME = Path(".prefect-stacks")
@@ -586,17 +587,13 @@ class LocalPlatform:
     def register_blocks(self) -> list[str]:
         """Register every Block class exported from ``prefect_stacks`` (what
         ``prefect block register -m prefect_stacks`` does, in process)."""
-        import inspect
+        from prefect.blocks.core import InvalidBlockRegistration
 
-        from prefect.blocks.core import Block, InvalidBlockRegistration
-
-        import prefect_stacks
+        from prefect_stacks.blocks.base import package_blocks
 
         names: list[str] = []
         with api_settings(self.config.api_url):
-            for _, cls in inspect.getmembers(prefect_stacks):
-                if not Block.is_block_class(cls):
-                    continue
+            for cls in package_blocks():
                 try:
                     cls.register_type_and_schema(_sync=True)
                 except InvalidBlockRegistration:
@@ -614,12 +611,11 @@ class LocalPlatform:
     ) -> Any:
         """Create or overwrite the TerraformStack block document ``name`` for the
         shipped stack ``stack`` (default: the same name), state under the home."""
-        import prefect_stacks
         from prefect_stacks.blocks.terraform import TerraformStack
 
         stack = stack or name
         block = TerraformStack(
-            source=str(prefect_stacks.stack_path(stack)),
+            source=str(stack_path(stack)),
             state_dir=str(state_dir or self.config.state_dir(name)),
             variables=dict(variables or {}),
         )
@@ -631,9 +627,7 @@ class LocalPlatform:
         """``prefect --no-prompt deploy --all`` of ``deployments/prefect.yaml`` (every
         deployment into the configured pool), then check each exists. Returns the
         deployment names as ``flow/deployment``."""
-        import prefect_stacks
-
-        source = Path(prefect_file or prefect_stacks.deployments_dir() / "prefect.yaml")
+        source = Path(prefect_file or deployments_dir() / "prefect.yaml")
         try:
             spec = yaml.safe_load(source.read_text()) or {}
         except (OSError, yaml.YAMLError) as exc:
@@ -669,7 +663,7 @@ class LocalPlatform:
     def apply_automations(self, directory: Path | None = None) -> dict[str, list[str]]:
         """Create or update the automations of ``deployments/automations/*.yaml``
         (after the deployments they run exist); a rerun changes nothing."""
-        from prefect_stacks import automations
+        from prefect_stacks.events import automations
 
         directory = directory or automations.automations_dir()
         if not directory.is_dir():

@@ -3,7 +3,7 @@ Enterprise Server, and the token to reach it) and ``GitHubResponseCache`` (where
 ETags outlive a flow run).
 
 What the pull-request watcher and the feature-environment flow need, over GitHub's REST
-API (version ``2022-11-28``) through the one HTTP helper (:mod:`prefect_stacks._http`)::
+API (version ``2022-11-28``) through the one HTTP helper (:mod:`prefect_stacks._internal.http`)::
 
     from prefect_stacks.blocks.github import GitHubRepository
 
@@ -44,8 +44,8 @@ from pydantic import (
     field_validator,
 )
 
-from prefect_stacks._git import auth_env, redact_url
-from prefect_stacks._http import (
+from prefect_stacks._internal.git import auth_env, redact_url
+from prefect_stacks._internal.http import (
     HttpClient,
     HttpResult,
     HTTPServiceError,
@@ -57,7 +57,7 @@ from prefect_stacks._http import (
     retry_after_seconds,
     server_now,
 )
-from prefect_stacks._process import Redactor, default_logger
+from prefect_stacks._internal.process import Redactor, default_logger
 from prefect_stacks.blocks.base import StacksBlock
 from prefect_stacks.exceptions import ConfigurationError
 

@@ -14,7 +14,7 @@ which credentials it gets); the module-level tasks are the "operators" flows com
             terraform_apply(workdir, plan)
 
 python-terraform builds the argv (and writes non-secret variables to a 0600 tfvars file);
-every command then runs through :func:`prefect_stacks._process.run_process`, which streams
+every command then runs through :func:`prefect_stacks._internal.process.run_process`, which streams
 terraform's output to the run logger line by line and masks secrets. The quirks of
 python-terraform 0.10.1 with Terraform >= 1.0 are kept in :class:`_Terraform` and in the
 methods of :class:`TerraformStack`, each with a test in ``tests/unit/test_terraform_quirks.py``.
@@ -38,10 +38,15 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from python_terraform import IsFlagged, IsNotFlagged, Terraform
 
-from prefect_stacks._git import auth_env
-from prefect_stacks._process import ProcessResult, default_logger, run_process, write_private_file
+from prefect_stacks._internal.git import auth_env
+from prefect_stacks._internal.process import (
+    ProcessResult,
+    default_logger,
+    run_process,
+    write_private_file,
+)
 from prefect_stacks.blocks.base import StacksBlock, load_block
-from prefect_stacks.blocks.terraform_plan import (
+from prefect_stacks.blocks.terraform.plan import (
     AttributeChange,
     PlanSummary,
     ResourceChange,

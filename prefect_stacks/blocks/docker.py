@@ -23,7 +23,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 
-from prefect_stacks._process import default_logger
+from prefect_stacks._internal.process import default_logger
 from prefect_stacks.blocks.base import load_block
 from prefect_stacks.exceptions import ConfigurationError, PrefectStacksError
 

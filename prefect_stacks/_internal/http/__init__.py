@@ -21,7 +21,7 @@ come) goes through :class:`HttpClient`:
 * **pagination** through ``Link: <...>; rel="next"`` (:meth:`HttpClient.paginate`), refusing
   links to another origin (the credential would follow them) and link loops;
 * **secrets** (tokens in headers) never reach a log line, an exception or a repr: error
-  messages are passed through :class:`~prefect_stacks._process.Redactor` and exceptions are
+  messages are passed through :class:`~prefect_stacks._internal.process.Redactor` and exceptions are
   raised ``from None`` (httpx's own carry the request, and so its headers).
 
 Non-success answers that are not retried (4xx) are turned into exceptions by the caller's
@@ -45,7 +45,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from prefect_stacks._process import Redactor, default_logger
+from prefect_stacks._internal.process import Redactor, default_logger
 from prefect_stacks.exceptions import PrefectStacksError
 
 MAX_RETRY_BACKOFF = 30.0
@@ -55,7 +55,7 @@ IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "PATC
 
 
 def user_agent() -> str:
-    from prefect_stacks import __version__
+    from prefect_stacks._version import __version__
 
     return f"prefect-stacks/{__version__} (+https://pypi.org/project/prefect-stacks/)"
 

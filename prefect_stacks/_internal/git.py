@@ -8,7 +8,7 @@ import base64
 import shutil
 from urllib.parse import urlsplit, urlunsplit
 
-from prefect_stacks._process import run_process
+from prefect_stacks._internal.process import run_process
 from prefect_stacks.exceptions import ConfigurationError, PrefectStacksError
 
 
