@@ -49,6 +49,7 @@ from pydantic import (
     WithJsonSchema,
 )
 
+from prefect_stacks._internal import prefect_api
 from prefect_stacks._internal.variables import PartialListing, tagged_variable_values
 from prefect_stacks.exceptions import (
     ConfigurationError,
@@ -511,13 +512,13 @@ class EnvironmentLedger:
 
 
 def _deployment_id(client: SyncPrefectClient, deployment: str) -> UUID:
-    try:
-        return client.read_deployment_by_name(deployment).id
-    except ObjectNotFound:
+    found = prefect_api.deployment_id(client, deployment)
+    if found is None:
         raise ConfigurationError(
             f"deployment {deployment!r} does not exist on {client.api_url}; apply "
             "deployments/prefect.yaml (`prefect-stacks up` does) before creating environments."
-        ) from None
+        )
+    return found
 
 
 def check_teardown_deployment(deployment: str = TEARDOWN_DEPLOYMENT) -> UUID:
@@ -605,17 +606,8 @@ def _is_scheduled(flow_run_id: str) -> bool:
 def cancel_scheduled_run(flow_run_id: str) -> bool:
     """Delete a flow run if it has not started; True when deleted or already gone."""
     with get_client(sync_client=True) as client:
-        try:
-            run = client.read_flow_run(UUID(flow_run_id))
-        except ObjectNotFound:
-            return True
-        if run.state is not None and not run.state.is_scheduled():
-            return False  # started (or finished): it checks the entry itself
-        try:
-            client.delete_flow_run(run.id)
-        except ObjectNotFound:
-            pass
-    return True
+        # a run that started (or finished) is left: it checks the entry itself
+        return prefect_api.delete_if_scheduled(client, flow_run_id) != prefect_api.STARTED
 
 
 def extend(

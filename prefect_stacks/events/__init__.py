@@ -31,6 +31,7 @@ from prefect.events import Event
 from prefect.exceptions import ObjectNotFound
 from prefect.settings import PREFECT_API_URL
 
+from prefect_stacks._internal.prefect_api import apost_events, post_events
 from prefect_stacks._internal.variables import PartialListing, tagged_variable_values
 from prefect_stacks.exceptions import ConfigurationError, PrefectStacksError
 
@@ -554,9 +555,7 @@ async def aemit(events: list[Event], *, deadline_seconds: float = 8.0) -> None:
     retry = _EmitRetry(len(events), deadline_seconds)
     while True:
         try:
-            client = await _loop_client()
-            response = await client._client.post("/events", json=body)
-            response.raise_for_status()
+            await apost_events(await _loop_client(), body)
             return
         except Exception as exc:  # noqa: BLE001 - classified by the retry policy
             await asyncio.sleep(retry.wait_after(exc))
@@ -571,8 +570,7 @@ def emit(events: list[Event], *, deadline_seconds: float = 8.0) -> None:
     while True:
         try:
             with get_client(sync_client=True) as client:
-                response = client._client.post("/events", json=body)
-                response.raise_for_status()
+                post_events(client, body)
             return
         except Exception as exc:  # noqa: BLE001 - classified by the retry policy
             time.sleep(retry.wait_after(exc))

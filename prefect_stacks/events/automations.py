@@ -40,10 +40,10 @@ import yaml
 from prefect import get_client
 from prefect.events.actions import ActionTypes
 from prefect.events.schemas.automations import AutomationCore, EventTrigger
-from prefect.exceptions import ObjectNotFound
 from pydantic import TypeAdapter, ValidationError
 
 from prefect_stacks import events
+from prefect_stacks._internal import prefect_api
 from prefect_stacks.exceptions import ConfigurationError
 
 MANAGED_TAG = "prefect-stacks"
@@ -251,10 +251,8 @@ def apply(directory: Path | None = None, *, check_only: bool = False) -> dict[st
     with get_client(sync_client=True) as client:
         ids: dict[str, Any] = {}
         for name in {n for f in files for n in _deployment_names(f.automations)}:
-            try:
-                ids[name] = client.read_deployment_by_name(name).id
-            except ObjectNotFound:
-                pass
+            if found := prefect_api.deployment_id(client, name):
+                ids[name] = found
         built: list[AutomationCore] = []
         names: set[str] = set()
         for file in files:

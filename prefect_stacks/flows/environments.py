@@ -20,14 +20,18 @@ from uuid import UUID
 from prefect import flow, get_client, get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.context import get_run_context
 from prefect.exceptions import ObjectNotFound
-from prefect.settings import PREFECT_UI_URL
 from pydantic import Field
 
 from prefect_stacks import events
 from prefect_stacks._internal.failures import fails_cleanly
 from prefect_stacks._internal.parameters import NO_TEXT, NO_VARIABLES, Text, Variables
+from prefect_stacks._internal.prefect_api import (
+    STARTED,
+    current_flow_run_id,
+    current_flow_run_url,
+    delete_if_scheduled,
+)
 from prefect_stacks.blocks.base import load_block
 from prefect_stacks.blocks.slack import SlackChannel, notify_environment
 from prefect_stacks.blocks.terraform import (
@@ -64,21 +68,6 @@ from prefect_stacks.exceptions import (
 DEFAULT_STALE_AFTER = 900
 
 
-def _current_run_id() -> str | None:
-    try:
-        ctx = get_run_context()
-    except Exception:
-        return None
-    run = getattr(ctx, "flow_run", None)
-    return str(run.id) if run else None
-
-
-def _run_url() -> str | None:
-    run_id = _current_run_id()
-    ui = PREFECT_UI_URL.value()
-    return f"{ui.rstrip('/')}/runs/flow-run/{run_id}" if ui and run_id else None
-
-
 def _slack(name: str | None) -> SlackChannel | None:
     if not name:
         return None
@@ -102,7 +91,7 @@ def _say(env: Environment, event: str, **extra: Any) -> None:
                     owner=env.owner,
                     expires_at=env.expires_at,
                     version=str(env.revision),
-                    flow_run_id=_current_run_id(),
+                    flow_run_id=current_flow_run_id(),
                 )
             ]
         )
@@ -124,7 +113,7 @@ def _say(env: Environment, event: str, **extra: Any) -> None:
         owner=env.owner,
         expires_at=env.expires_at,
         ttl_seconds=ttl,
-        run_url=_run_url(),
+        run_url=current_flow_run_url(),
         **extra,
     )
 
@@ -177,7 +166,7 @@ def demo_environment(
             created_at=now,
             expires_at=now + ttl,
             slack_block=slack_block or None,
-            provisioning_run_id=_current_run_id(),
+            provisioning_run_id=current_flow_run_id(),
             provisioning_started_at=now,
         )
     )
@@ -219,7 +208,7 @@ def start_deploy(name: str, ledger: EnvironmentLedger) -> Environment:
     """Record that this flow run is applying ``name``: teardowns wait for it."""
 
     def change(e: Environment) -> None:
-        e.provisioning_run_id = _current_run_id()
+        e.provisioning_run_id = current_flow_run_id()
         e.provisioning_started_at = utcnow()
 
     return ledger.update(name, change)
@@ -311,14 +300,7 @@ def delete_prefect_objects(env: Environment, keep_run: str | None = None) -> lis
                 pass
             deleted.append(f"deployment {deployment_id}")
         for run_id in env.objects.flow_runs:
-            if run_id == keep_run:
-                continue
-            try:
-                run = client.read_flow_run(UUID(run_id))
-                if run.state is None or run.state.is_scheduled():
-                    client.delete_flow_run(run.id)
-                    deleted.append(f"flow run {run_id}")
-            except ObjectNotFound:
+            if run_id != keep_run and delete_if_scheduled(client, run_id) != STARTED:
                 deleted.append(f"flow run {run_id}")
         for variable in env.objects.variables:
             try:
@@ -389,7 +371,7 @@ def teardown(
     may remain."""
     logger = get_run_logger()
     ledger = ledger or EnvironmentLedger()
-    run_id = _current_run_id()
+    run_id = current_flow_run_id()
     env = ledger.get(name)  # unknown environment: a clear error, nothing changes
     if env.state == EnvironmentState.destroyed:
         logger.info("%s is already destroyed", name)

@@ -25,31 +25,23 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
-from uuid import UUID
 
 import httpx
 from prefect import flow, get_client, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from prefect.client.schemas.filters import (
-    DeploymentFilter,
-    DeploymentFilterId,
-    FlowRunFilter,
-    FlowRunFilterState,
-    FlowRunFilterStateType,
-)
 from prefect.client.schemas.objects import (
     ConcurrencyLimitConfig,
     ConcurrencyLimitStrategy,
-    StateType,
 )
 from prefect.deployments import run_deployment
 from prefect.deployments.runner import DeploymentApplyError, EntrypointType
-from prefect.exceptions import ObjectNotFound
 
 from prefect_stacks import events
+from prefect_stacks._internal import prefect_api
 from prefect_stacks._internal.failures import fails_cleanly
 from prefect_stacks._internal.git import git_binary, redact_url
 from prefect_stacks._internal.parameters import NO_TEXT, NO_VARIABLES, Text, Variables
+from prefect_stacks._internal.prefect_api import current_flow_run_url
 from prefect_stacks._internal.process import run_process
 from prefect_stacks.blocks.base import load_block
 from prefect_stacks.blocks.docker import ImageBuild, build_image
@@ -69,7 +61,6 @@ from prefect_stacks.environments import (
 )
 from prefect_stacks.exceptions import ConfigurationError, PrefectStacksError
 from prefect_stacks.flows.environments import (
-    _run_url,
     finish_deploy,
     start_deploy,
     teardown,
@@ -260,7 +251,9 @@ def deploy_pull_request(pr: PullRequest, settings: dict[str, Any], work_pool: st
                 desired_version=pr.head_sha,
             )
         )
-    deployment_id = _deployment_id(f"{FEATURE_FLOW}/{name}")
+    with get_client(sync_client=True) as client:
+        found = prefect_api.deployment_id(client, f"{FEATURE_FLOW}/{name}")
+    deployment_id = str(found) if found else None
     if deployment_id is None:
         # Created once, never re-applied: re-applying replaces the deployment's
         # concurrency limit, and a run holding the old one's slot would then overlap the
@@ -291,7 +284,9 @@ def deploy_pull_request(pr: PullRequest, settings: dict[str, Any], work_pool: st
             e.objects.deployments.append(deployment_id)
 
     ledger.update(name, record)
-    _delete_queued_runs(deployment_id)
+    with get_client(sync_client=True) as client:
+        # runs of an older head that have not started are pointless now
+        prefect_api.delete_scheduled_runs(client, deployment_id)
     run = run_deployment(
         f"{FEATURE_FLOW}/{name}",
         parameters={"number": pr.number, **settings, "sha": pr.head_sha},
@@ -300,31 +295,6 @@ def deploy_pull_request(pr: PullRequest, settings: dict[str, Any], work_pool: st
         tags=[f"env:{name}", f"sha:{pr.head_sha[:12]}"],
     )
     return str(run.id)
-
-
-def _deployment_id(full_name: str) -> str | None:
-    with get_client(sync_client=True) as client:
-        try:
-            return str(client.read_deployment_by_name(full_name).id)
-        except ObjectNotFound:
-            return None
-
-
-def _delete_queued_runs(deployment_id: str) -> list[str]:
-    """Runs of this deployment that have not started (scheduled, or waiting for the
-    deployment's concurrency slot): a newer head makes them pointless."""
-    deleted = []
-    with get_client(sync_client=True) as client:
-        runs = client.read_flow_runs(
-            deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[UUID(deployment_id)])),
-            flow_run_filter=FlowRunFilter(
-                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED]))
-            ),
-        )
-        for run in runs:
-            client.delete_flow_run(run.id)
-            deleted.append(str(run.id))
-    return deleted
 
 
 # --------------------------------------------------------------------------- deploy
@@ -340,7 +310,7 @@ def comment_body(env: Environment, sha: str, state: str, detail: str = "") -> st
         f"| commit | `{sha[:12]}` |",
         f"| URL | {env.url or '—'} |",
     ]
-    run_url = _run_url()
+    run_url = current_flow_run_url()
     if run_url:
         lines.append(f"| Prefect run | [{run_url.rsplit('/', 1)[-1][:8]}]({run_url}) |")
     if detail:
@@ -455,7 +425,7 @@ def feature_environment(
         return {"name": name, "state": "superseded"}
     block = _github(repository)
     context = status_context(number)
-    block.set_commit_status(sha, "pending", context, f"Deploying {name}", _run_url())
+    block.set_commit_status(sha, "pending", context, f"Deploying {name}", current_flow_run_url())
     block.upsert_sticky_comment(number, COMMENT_MARKER, comment_body(env, sha, "deploying"))
     start_deploy(name, ledger)
     workdir: Path | None = None
@@ -481,7 +451,13 @@ def feature_environment(
     except BaseException as exc:
         env = finish_deploy(name, ledger, TEARDOWN_DEPLOYMENT, exc=exc, version=sha)
         try:
-            block.set_commit_status(sha, "failure", context, f"{name}: deploy failed", _run_url())
+            block.set_commit_status(
+                sha,
+                "failure",
+                context,
+                f"{name}: deploy failed",
+                current_flow_run_url(),
+            )
             detail = f"Deploy failed: `{type(exc).__name__}: {str(exc)[:500]}`"
             block.upsert_sticky_comment(
                 number, COMMENT_MARKER, comment_body(env, sha, "failed", detail)
