@@ -4,8 +4,9 @@ same prefect-stacks events the watchers emit.
 ``POST /hooks/{source}`` where ``source`` names a :class:`WebhookSource` block, and
 ``GET /healthz``. For each delivery, in this order:
 
-1. the source block (cached ~30 s, misses too, so a flood of unknown names costs the
-   Prefect server one lookup per name per 30 s) -> 404 when there is none;
+1. the source block (:mod:`prefect_stacks.webhooks.sources`: cached ~30 s, misses too,
+   so a flood of unknown names costs the Prefect server one lookup per name per 30 s)
+   -> 404 when there is none;
 2. the body (:mod:`prefect_stacks.webhooks.body`): at most ``max_body_bytes`` (by
    ``Content-Length``, then counted while read) -> 413, all of it within
    ``body_timeout_seconds`` (a short or trickled body cannot hold the request) -> 408;
@@ -13,9 +14,9 @@ same prefect-stacks events the watchers emit.
 3. the signature or token, over the raw bytes, before anything is parsed -> 401;
 4. parsing and translation with the builders of :mod:`prefect_stacks.events` -> 400/415
    (every unexpected shape is a 400, never a 5xx);
-5. deduplication by delivery id (a bounded LRU of ids whose events Prefect accepted, and
-   an in-flight set: a concurrent identical delivery waits for the first one's outcome)
-   -> 200 ``duplicate``;
+5. deduplication by delivery id (:mod:`prefect_stacks.webhooks.deliveries`: a bounded
+   LRU of ids whose events Prefect accepted, and an in-flight set: a concurrent identical
+   delivery waits for the first one's outcome) -> 200 ``duplicate``;
 6. ``emit`` (:func:`prefect_stacks.events.aemit`): accepted -> 202 and the delivery is
    remembered; the server unreachable -> 503 + ``Retry-After`` and it is not, so the
    sender's retry is processed.
@@ -27,18 +28,15 @@ line (source, delivery id, status, event names), never with a secret or a body.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import time
-from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 from prefect.events import Event
-from prefect.exceptions import ObjectNotFound
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
@@ -51,18 +49,21 @@ from prefect_stacks.events import EmitError
 from prefect_stacks.webhooks import generic, github, gitlab, registry
 from prefect_stacks.webhooks._common import BadRequest, Translation, WebhookError
 from prefect_stacks.webhooks.body import BODY_TIMEOUT_SECONDS, read_body
+from prefect_stacks.webhooks.deliveries import SEEN_CAPACITY, Busy, DeliveryLog
+from prefect_stacks.webhooks.sources import (
+    SOURCE_TTL_SECONDS,
+    SourceCache,
+    SourceUnavailable,
+    load_block,
+)
 
 logger = logging.getLogger("prefect_stacks.webhooks")
 
 Emit = Callable[[list[Event]], Awaitable[None]]
 
-SOURCE_TTL_SECONDS = 30.0
-SEEN_CAPACITY = 100_000
 RETRY_AFTER_SECONDS = 30
 # How long a delivery waits for an identical one in flight before answering 503.
 IN_FLIGHT_WAIT_SECONDS = 30.0
-# Concurrent block lookups against the Prefect server.
-LOOKUP_CONCURRENCY = 8
 # Prefect block document names: lowercase letters, digits and dashes.
 _SOURCE_NAME_RE = re.compile(r"^[a-z0-9-]{1,255}$")
 
@@ -74,137 +75,6 @@ HANDLERS: dict[str, Any] = {
     "registry": registry,
     "generic": generic,
 }
-
-
-class SourceUnavailable(Exception):
-    """The Prefect server could not say whether the source block exists."""
-
-
-class Busy(Exception):
-    """An identical delivery is still in flight after the wait."""
-
-
-# --------------------------------------------------------------------------- sources
-
-
-class SourceCache:
-    """Block lookups by name, cached for ``ttl`` seconds including misses; one lookup
-    per name at a time (concurrent requests for it share it); at most ``capacity``
-    names remembered."""
-
-    def __init__(
-        self,
-        load: Callable[[str], Awaitable[WebhookSource | None]],
-        ttl: float = SOURCE_TTL_SECONDS,
-        capacity: int = 10_000,
-    ) -> None:
-        self._load = load
-        self._ttl = ttl
-        self._capacity = capacity
-        self._entries: OrderedDict[str, tuple[float, WebhookSource | None]] = OrderedDict()
-        self._loading: dict[str, asyncio.Future[WebhookSource | None]] = {}
-        self._limit: asyncio.Semaphore | None = None
-
-    async def get(self, name: str) -> WebhookSource | None:
-        hit = self._entries.get(name)
-        if hit is not None and hit[0] > time.monotonic():
-            self._entries.move_to_end(name)
-            return hit[1]
-        task = self._loading.get(name)
-        if task is None:
-            task = asyncio.ensure_future(self._lookup(name))
-            self._loading[name] = task
-            task.add_done_callback(lambda t, n=name: self._done(n, t))
-        return await asyncio.shield(task)
-
-    def _done(self, name: str, task: asyncio.Future[WebhookSource | None]) -> None:
-        self._loading.pop(name, None)
-        if not task.cancelled():
-            task.exception()  # retrieved here too: every waiter may have gone
-
-    async def _lookup(self, name: str) -> WebhookSource | None:
-        if self._limit is None:
-            self._limit = asyncio.Semaphore(LOOKUP_CONCURRENCY)
-        async with self._limit:
-            try:
-                value = await self._load(name)
-            except Exception as exc:
-                raise SourceUnavailable(f"{type(exc).__name__}: {exc}") from exc
-        self._entries[name] = (time.monotonic() + self._ttl, value)
-        self._entries.move_to_end(name)
-        while len(self._entries) > self._capacity:
-            self._entries.popitem(last=False)
-        return value
-
-
-async def load_block(name: str) -> WebhookSource | None:
-    """The ``WebhookSource`` block document ``name`` from the Prefect server, or None."""
-    try:
-        return await WebhookSource.aload(name)
-    except ValueError as exc:
-        # Block.aload turns the client's ObjectNotFound into a ValueError
-        if isinstance(exc.__cause__, ObjectNotFound):
-            return None
-        raise
-
-
-# --------------------------------------------------------------------------- deliveries
-
-
-class DeliveryLog:
-    """Delivery ids whose events Prefect accepted (a bounded LRU), and those in flight."""
-
-    def __init__(self, capacity: int = SEEN_CAPACITY) -> None:
-        self._capacity = capacity
-        self._seen: OrderedDict[str, None] = OrderedDict()
-        self._in_flight: dict[str, asyncio.Event] = {}
-
-    def __contains__(self, key: str) -> bool:
-        return key in self._seen
-
-    def __len__(self) -> int:
-        return len(self._seen)
-
-    async def claim(self, keys: Iterable[str], timeout: float) -> list[str]:
-        """Claim the ``keys`` not yet seen (in sorted order, so two requests claiming
-        overlapping sets cannot wait on each other); a key in flight is waited for and
-        claimed only if that attempt failed. Returns the claimed keys; the caller must
-        :meth:`release` them."""
-        deadline = time.monotonic() + timeout
-        claimed: list[str] = []
-        try:
-            for key in sorted(set(keys)):
-                while True:
-                    if key in self._seen:
-                        self._seen.move_to_end(key)
-                        break
-                    waiter = self._in_flight.get(key)
-                    if waiter is None:
-                        self._in_flight[key] = asyncio.Event()
-                        claimed.append(key)
-                        break
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        raise Busy(key)
-                    try:
-                        await asyncio.wait_for(waiter.wait(), left)
-                    except asyncio.TimeoutError:
-                        raise Busy(key) from None
-        except BaseException:
-            self.release(claimed, done=False)
-            raise
-        return claimed
-
-    def release(self, keys: Iterable[str], *, done: bool) -> None:
-        for key in keys:
-            if done:
-                self._seen[key] = None
-                self._seen.move_to_end(key)
-                while len(self._seen) > self._capacity:
-                    self._seen.popitem(last=False)
-            waiter = self._in_flight.pop(key, None)
-            if waiter is not None:
-                waiter.set()
 
 
 # --------------------------------------------------------------------------- the app
@@ -441,3 +311,14 @@ def create_app(
     app.router.redirect_slashes = False  # a redirect would be built from the Host header
     app.state.receiver = receiver
     return app
+
+
+__all__ = [
+    "Busy",
+    "DeliveryLog",
+    "Receiver",
+    "SourceCache",
+    "SourceUnavailable",
+    "create_app",
+    "load_block",
+]

@@ -32,6 +32,7 @@ from prefect_stacks.local import (
     read_pid_file,
     stop_process,
 )
+from prefect_stacks.local import server as local_server
 
 runner = CliRunner()
 
@@ -136,7 +137,7 @@ def _free_port() -> int:
 
 def test_server_that_exits_fails_loudly_with_its_log(tmp_path, monkeypatch):
     monkeypatch.setattr(
-        local,
+        local_server,
         "prefect_argv",
         lambda *a: [sys.executable, "-c", "import sys; print('boom: no database'); sys.exit(3)"],
     )
@@ -150,7 +151,7 @@ def test_server_that_exits_fails_loudly_with_its_log(tmp_path, monkeypatch):
 
 def test_server_that_never_gets_healthy_times_out_with_its_log(tmp_path, monkeypatch):
     monkeypatch.setattr(
-        local,
+        local_server,
         "prefect_argv",
         lambda *a: [
             sys.executable,
