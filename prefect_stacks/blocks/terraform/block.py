@@ -253,7 +253,7 @@ class TerraformStack(StacksBlock):
         """Copy or clone the configuration into ``dest`` (which must not exist); return
         its root module directory, with the local backend override written when the
         configuration declares no backend."""
-        if self._is_git():
+        if self.source.startswith(_GIT_SCHEMES) or self.source.endswith(".git"):
             self._git_clone(dest)
         else:
             self._copy(dest)
@@ -274,9 +274,6 @@ class TerraformStack(StacksBlock):
         if not _declares_backend(tf_files):
             self._write_local_backend(module_dir)
         return module_dir
-
-    def _is_git(self) -> bool:
-        return self.source.startswith(_GIT_SCHEMES) or self.source.endswith(".git")
 
     def _copy(self, dest: Path) -> None:
         src = Path(self.source).expanduser()
@@ -314,9 +311,9 @@ class TerraformStack(StacksBlock):
             what = (
                 f"could not fetch git source {url!r}{at}; check the block fields "
                 "`source`, `git_ref` and `git_token`"
-                if exc.step == "fetch"
-                else "could not check out the fetched git source"
             )
+            if exc.step == "checkout":
+                what = "could not check out the fetched git source"
             raise StackError(
                 what,
                 stack=self.display_name,
@@ -340,9 +337,7 @@ class TerraformStack(StacksBlock):
             "}\n"
         )
 
-    # ------------------------------------------------- the workdir's commands, by block
-    # Kept for callers written against the block (tests, bench/terraform_overhead.py):
-    # each is the workdir's own method; the work happens there.
+    # --------------- the workdir's commands, for callers written against the block
     def init(self, workdir: TerraformWorkdir, create_workspace: bool = True) -> None:
         workdir.init(create_workspace=create_workspace)
 
