@@ -1,14 +1,19 @@
 """git, the way every part of prefect-stacks calls it: argv only, no prompt, a token sent
 as an HTTP header through ``GIT_CONFIG_*`` environment variables (never in argv or a
-URL), output masked."""
+URL), output masked. :func:`clone` is the one clone of the package (a stack's git source,
+a pull request's head commit); :func:`ls_remote_heads` reads branch heads."""
 
 from __future__ import annotations
 
 import base64
+import logging
+import re
 import shutil
+from collections.abc import Iterable
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from prefect_stacks._internal.process import run_process
+from prefect_stacks._internal.process import ProcessResult, run_process
 from prefect_stacks.exceptions import ConfigurationError, PrefectStacksError
 
 
@@ -79,3 +84,87 @@ def ls_remote_heads(url: str, token: str | None = None, timeout: float = 120) ->
         if ref.startswith("refs/heads/") and sha:
             heads[ref.removeprefix("refs/heads/")] = sha
     return heads
+
+
+_SHA_RE = re.compile(r"^[0-9a-f]{40}$")
+
+
+class GitError(PrefectStacksError):
+    """A git command failed; ``result`` is its :class:`ProcessResult` (argv masked, the
+    tail of stderr), ``step`` is ``"fetch"`` or ``"checkout"``."""
+
+    def __init__(self, message: str, *, step: str, result: ProcessResult) -> None:
+        self.step = step
+        self.result = result
+        super().__init__(message)
+
+
+def clone(
+    url: str,
+    dest: Path,
+    *,
+    ref: str | None = None,
+    token: str | None = None,
+    secrets: Iterable[str] = (),
+    logger: logging.Logger | logging.LoggerAdapter | None = None,
+    stream: bool = True,
+) -> Path:
+    """A shallow clone of ``url`` into ``dest`` (created if missing; it must be empty),
+    with the commit checked out detached; ``dest/.git`` is kept. Returns ``dest``.
+
+    Args:
+        url: the repository (https, ssh, file:// or a local path).
+        ref: branch, tag or commit sha to check out (a sha must be one the server lets a
+            client fetch, e.g. a pull request head); none: the remote's default branch.
+        token: sent as an HTTP header (:func:`auth_env`), never in argv or a URL.
+        secrets: more values to mask in argv and the logged output.
+        logger: where git's output goes (default: :func:`run_process`'s).
+        stream: log git's output lines as they come.
+
+    Raises :class:`GitError` when a step fails (``dest`` is then removed), and
+    ``ConfigurationError`` when git is not installed.
+    """
+    git = git_binary()
+    env, token_values = auth_env(token)
+    masked = [*secrets, *token_values]
+
+    def run(*argv: str, quiet: bool = False) -> ProcessResult:
+        return run_process(
+            [git, *argv],
+            cwd=dest,
+            env=env,
+            secrets=masked,
+            logger=logger,
+            stream=stream and not quiet,
+        )
+
+    def fail(step: str, result: ProcessResult) -> GitError:
+        shutil.rmtree(dest, ignore_errors=True)
+        shown = ref[:12] if ref and _SHA_RE.match(ref) else ref or "the default branch"
+        what = f"{shown} of {redact_url(url)}"
+        return GitError(
+            f"could not {step} {what} (exit {result.returncode}): {result.stderr_tail()}",
+            step=step,
+            result=result,
+        )
+
+    dest.mkdir(parents=True, exist_ok=True)
+    fetch = ["fetch", "-q", "--depth", "1", "origin"]
+    for argv in (
+        ["init", "-q"],
+        ["remote", "add", "origin", "--", url],
+        fetch + ["--", ref] if ref else fetch,
+    ):
+        result = run(*argv)
+        if result.returncode != 0:
+            raise fail("fetch", result)
+    if not ref:
+        # No ref given: the remote's default branch.
+        head = run("ls-remote", "--symref", "origin", "HEAD", quiet=True)
+        match = re.search(r"ref: refs/heads/(\S+)\s+HEAD", head.stdout)
+        if match:
+            run(*fetch, "--", match.group(1))
+    result = run("-c", "advice.detachedHead=false", "checkout", "-q", "FETCH_HEAD")
+    if result.returncode != 0:
+        raise fail("checkout", result)
+    return dest
