@@ -50,6 +50,7 @@ from prefect_stacks._internal.http.client import (
 from prefect_stacks._internal.http.errors import Failure, HTTPServiceError
 from prefect_stacks._internal.http.pagination import follow_pages, parse_links
 from prefect_stacks._internal.http.rate_limit import (
+    GitHubRateLimitPolicy,
     RateLimitPolicy,
     RateLimitWait,
     RateLimitWaits,
@@ -74,6 +75,7 @@ __all__ = [
     "ConditionalGet",
     "ErrorDescriber",
     "Failure",
+    "GitHubRateLimitPolicy",
     "HTTPServiceError",
     "HttpClient",
     "HttpResult",

@@ -1,21 +1,22 @@
 """Rate limits of the HTTP helper: waited out, not turned into failures.
 
-A :class:`RateLimitPolicy` reads each answer (the default one knows ``429`` +
-``Retry-After``; a service with its own headers, such as GitHub's ``X-RateLimit-*`` and
-secondary limits, subclasses it) and :class:`RateLimitWaits` turns what it says into a
-pause, logged at INFO, until the operation's :class:`WaitBudget` would be exceeded: then
-the error names the limit and when it resets.
+A :class:`RateLimitPolicy` reads each answer: the default one knows ``429`` +
+``Retry-After``; :class:`GitHubRateLimitPolicy` knows GitHub's ``X-RateLimit-*`` headers
+and its secondary limits (another service with its own headers subclasses it too).
+:class:`RateLimitWaits` turns what the policy says into a pause, logged at INFO, until the
+operation's :class:`WaitBudget` would be exceeded: then the error names the limit and when
+it resets.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 
 import httpx
 
 from prefect_stacks._internal.http.errors import Failure, message_of
-from prefect_stacks._internal.http.retry import Pause, retry_after_seconds
+from prefect_stacks._internal.http.retry import Pause, retry_after_seconds, server_now
 
 
 @dataclass
@@ -41,6 +42,60 @@ class RateLimitPolicy:
         if retry_after is not None:
             return RateLimitWait(retry_after, "rate limit", reason="Retry-After")
         return RateLimitWait(float(2**streak), "rate limit", reason="backoff")
+
+
+class GitHubRateLimitPolicy(RateLimitPolicy):
+    """GitHub's documented rate-limit answers (REST API, "Rate limits for the REST API"):
+
+    * ``403``/``429`` with ``Retry-After``: wait that long (a secondary limit, usually);
+    * ``403``/``429`` with ``X-RateLimit-Remaining: 0``: the primary limit; wait until
+      ``X-RateLimit-Reset`` (epoch seconds, compared with the answer's ``Date``) + 1 s;
+    * ``403``/``429`` whose message says "secondary rate limit" (or the older "abuse
+      detection"), or any ``429``, without either header: wait one minute, doubling on
+      each further rate-limited answer.
+
+    Any other ``403`` is a permission problem, not a wait.
+    """
+
+    def classify(self, response: httpx.Response, streak: int) -> RateLimitWait | None:
+        if response.status_code not in (403, 429):
+            return None
+        message = ""
+        try:
+            body = response.json()
+            if isinstance(body, dict):
+                message = str(body.get("message") or "").lower()
+        except (ValueError, UnicodeDecodeError):
+            pass
+        secondary = "secondary rate limit" in message or "abuse" in message
+        remaining = (response.headers.get("x-ratelimit-remaining") or "").strip()
+        resource = (response.headers.get("x-ratelimit-resource") or "").strip()
+        reset_at = None
+        try:
+            reset_at = datetime.fromtimestamp(
+                int(response.headers.get("x-ratelimit-reset", "")), timezone.utc
+            )
+        except (TypeError, ValueError, OverflowError, OSError):
+            pass
+        primary_name = f"primary rate limit ({resource})" if resource else "primary rate limit"
+        retry_after = retry_after_seconds(response)
+        if retry_after is not None:
+            if remaining == "0" and not secondary:
+                return RateLimitWait(retry_after, primary_name, reset_at, "Retry-After")
+            return RateLimitWait(retry_after, "secondary rate limit", None, "Retry-After")
+        if remaining == "0" and reset_at is not None:
+            seconds = (reset_at - server_now(response)).total_seconds() + 1
+            return RateLimitWait(
+                max(1.0, seconds), primary_name, reset_at, "until X-RateLimit-Reset"
+            )
+        if secondary or response.status_code == 429 or remaining == "0":
+            return RateLimitWait(
+                60.0 * 2 ** min(streak, 6),
+                "secondary rate limit",
+                None,
+                "no Retry-After: at least one minute, doubling",
+            )
+        return None
 
 
 class WaitBudget:
@@ -95,4 +150,10 @@ class RateLimitWaits:
         return Pause(wait.seconds, message, level="info")
 
 
-__all__ = ["RateLimitPolicy", "RateLimitWait", "RateLimitWaits", "WaitBudget"]
+__all__ = [
+    "GitHubRateLimitPolicy",
+    "RateLimitPolicy",
+    "RateLimitWait",
+    "RateLimitWaits",
+    "WaitBudget",
+]
