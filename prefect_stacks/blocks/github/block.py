@@ -245,7 +245,7 @@ class GitHubRepository(StacksBlock):
         return token_secrets(self._token())
 
     def git_auth_env(self) -> tuple[dict[str, str], list[str]]:
-        """Environment for our own git commands (``_git.auth_env``: the token as an
+        """Environment for our own git commands (``_internal.git.auth_env``: the token as an
         ``http.extraHeader`` through ``GIT_CONFIG_*``, never in a URL or argv) and the
         values to mask in their output. Pass both to ``run_process(env=, secrets=)``."""
         return auth_env(self._token())
