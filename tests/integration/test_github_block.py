@@ -335,7 +335,7 @@ def test_422_shows_githubs_message_and_errors(gh: FakeGitHub):
     assert caught.value.status == 422
     assert f"No commit found for SHA: {'ab' * 20}" in str(caught.value)
     sha = gh.pull_request(gh.open_pull_request("A", head="a")).head_sha
-    with repo._session() as http, pytest.raises(GitHubError) as caught:
+    with repo.get_client().session() as http, pytest.raises(GitHubError) as caught:
         http.request("POST", f"/repos/acme/shop/statuses/{sha}", json_body={"state": "bogus"})
     message = str(caught.value)
     assert "Validation Failed" in message
