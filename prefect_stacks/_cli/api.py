@@ -12,8 +12,8 @@ from uuid import UUID
 import httpx
 from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 from prefect.settings import PREFECT_API_URL
-from prefect.utilities.urls import url_for
 
+from prefect_stacks._internal.prefect_api import flow_run_url
 from prefect_stacks.exceptions import ConfigurationError
 
 
@@ -35,7 +35,7 @@ def api_url() -> str:
 
 def run_url(flow_run_id: UUID) -> str:
     """The run's page in the UI (PREFECT_UI_URL, else derived from PREFECT_API_URL)."""
-    url = url_for("flow-run", obj_id=flow_run_id)
+    url = flow_run_url(flow_run_id)
     return without_credentials(url) if url else "(no UI URL known: set PREFECT_UI_URL)"
 
 

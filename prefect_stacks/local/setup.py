@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from prefect_stacks._internal import prefect_api
 from prefect_stacks._internal.data import deployments_dir, stack_path
 from prefect_stacks._internal.process import run_process
 from prefect_stacks.exceptions import PrefectStacksError
@@ -149,7 +150,6 @@ def check_deployments(
     """``flow/deployment`` of each of ``deployments``; raise when one is not on the
     server."""
     from prefect.client.orchestration import get_client
-    from prefect.exceptions import ObjectNotFound
     from prefect.flows import load_flow_from_entrypoint
 
     names = []
@@ -157,12 +157,8 @@ def check_deployments(
         for item in deployments:
             flow_name = load_flow_from_entrypoint(item["entrypoint"]).name
             full = f"{flow_name}/{item['name']}"
-            try:
-                client.read_deployment_by_name(full)
-            except ObjectNotFound:
-                raise LocalPlatformError(
-                    f"`prefect deploy` of {source} did not create {full!r}"
-                ) from None
+            if prefect_api.deployment_id(client, full) is None:
+                raise LocalPlatformError(f"`prefect deploy` of {source} did not create {full!r}")
             names.append(full)
     return names
 
