@@ -7,7 +7,6 @@ which checks the configuration out and builds the :class:`TerraformWorkdir` that
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import shutil
@@ -21,6 +20,7 @@ from pydantic import Field, SecretStr, field_validator
 from prefect_stacks._internal.git import GitError, clone
 from prefect_stacks._internal.process import default_logger
 from prefect_stacks.blocks.base import StacksBlock
+from prefect_stacks.blocks.terraform.backend import declares_backend, write_local_backend
 from prefect_stacks.blocks.terraform.plan import PlanSummary
 from prefect_stacks.blocks.terraform.workdir import StackOutputs, TerraformWorkdir
 from prefect_stacks.exceptions import ConfigurationError, StackError
@@ -29,9 +29,7 @@ from prefect_stacks.settings import get_settings
 _WORKSPACE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,89}$")
 _VARIABLE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 _GIT_REF_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_./+-]{0,254}$")
-_BACKEND_RE = re.compile(r'^\s*(backend\s+"[^"]+"|cloud)\s*\{', re.MULTILINE)
 _GIT_SCHEMES = ("https://", "http://", "ssh://", "git://", "file://", "git@", "git::")
-_BACKEND_OVERRIDE_FILE = "zz_prefect_stacks_backend_override.tf"
 
 
 class TerraformStack(StacksBlock):
@@ -271,8 +269,8 @@ class TerraformStack(StacksBlock):
                 f"{self.source!r}{'/' + self.subdirectory if self.subdirectory else ''}; "
                 "fix the block fields `source` / `subdirectory`."
             )
-        if not _declares_backend(tf_files):
-            self._write_local_backend(module_dir)
+        if not declares_backend(tf_files):
+            write_local_backend(module_dir, self.default_state_dir())
         return module_dir
 
     def _copy(self, dest: Path) -> None:
@@ -323,20 +321,6 @@ class TerraformStack(StacksBlock):
             ) from exc
         shutil.rmtree(dest / ".git", ignore_errors=True)
 
-    def _write_local_backend(self, module_dir: Path) -> None:
-        state_dir = self.default_state_dir()
-        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        (module_dir / _BACKEND_OVERRIDE_FILE).write_text(
-            "# Written by prefect-stacks: the configuration declares no backend,\n"
-            "# so its local state lives outside this temporary copy.\n"
-            "terraform {\n"
-            '  backend "local" {\n'
-            f"    path          = {json.dumps(str(state_dir / 'terraform.tfstate'))}\n"
-            f"    workspace_dir = {json.dumps(str(state_dir / 'workspaces'))}\n"
-            "  }\n"
-            "}\n"
-        )
-
     # --------------- the workdir's commands, for callers written against the block
     def init(self, workdir: TerraformWorkdir, create_workspace: bool = True) -> None:
         workdir.init(create_workspace=create_workspace)
@@ -381,25 +365,3 @@ def workspace_slug(value: str) -> str:
 def invalid_variable_names(names: Iterable[Any]) -> list[str]:
     """The names that are not valid Terraform variable names, in their order."""
     return [str(n) for n in names if not _VARIABLE_RE.match(str(n))]
-
-
-def _declares_backend(tf_files: list[Path]) -> bool:
-    for path in tf_files:
-        text = path.read_text(encoding="utf-8", errors="replace")
-        if path.name.endswith(".tf.json"):
-            try:
-                data = json.loads(text)
-            except ValueError:
-                continue
-            blocks = data.get("terraform") or []
-            blocks = blocks if isinstance(blocks, list) else [blocks]
-            if any(isinstance(b, dict) and ("backend" in b or "cloud" in b) for b in blocks):
-                return True
-        elif _BACKEND_RE.search(_strip_hcl_comments(text)):
-            return True
-    return False
-
-
-def _strip_hcl_comments(text: str) -> str:
-    text = re.sub(r"/\*.*?\*/", "", text, flags=re.DOTALL)
-    return re.sub(r"(#|//).*$", "", text, flags=re.MULTILINE)
