@@ -11,10 +11,11 @@ module-level task is the "operator" flows compose::
                        owner="alice", ttl_seconds=7200)
 
 Messages go through slack-sdk's sync clients (``WebClient.chat_postMessage`` with a bot
-token, ``WebhookClient`` with an incoming-webhook URL) and its retry handlers: a 429 is
-retried after its ``Retry-After``, a dropped or refused connection after a short backoff,
-at most ``max_retries`` times in all. The async methods run the same sync call in a worker
-thread: slack-sdk's async clients need aiohttp, which prefect-stacks does not depend on.
+token, ``WebhookClient`` with an incoming-webhook URL) with one retry handler,
+:class:`SlackRetry`: a 429 is retried after its ``Retry-After``, a dropped or refused
+connection after a short backoff, at most ``max_retries`` times in all. The async methods
+run the same sync call in a worker thread: slack-sdk's async clients need aiohttp, which
+prefect-stacks does not depend on.
 
 Slack answers most failures with HTTP 200 and ``{"ok": false, "error": "..."}``; each is
 raised as a :class:`~prefect_stacks.exceptions.NotificationError` naming the error code and
@@ -25,7 +26,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import re
+import time
 from datetime import datetime, timezone
 from http.client import HTTPException
 from typing import Any
@@ -41,7 +44,6 @@ from slack_sdk.http_retry import (
     ConnectionErrorRetryHandler,
     HttpRequest,
     HttpResponse,
-    RateLimitErrorRetryHandler,
     RetryHandler,
     RetryState,
 )
@@ -101,7 +103,7 @@ _WEBHOOK_CHANNEL_ERRORS = {
 # slack-sdk's clients log the request URL (for a webhook, the secret) at DEBUG, and at INFO
 # when they retry, whenever their logger's own level is NOTSET or DEBUG; and they log every
 # failed attempt at ERROR, even one a retry then fixes. Give them a logger of their own set
-# to CRITICAL: the retry handlers below log each retry, and the final failure is raised as a
+# to CRITICAL: SlackRetry below logs each retry, and the final failure is raised as a
 # NotificationError. A filter masks token- and webhook-shaped text should anything get out.
 _SDK_LOGGER = logging.getLogger("prefect_stacks.slack_sdk")
 _SDK_LOGGER.setLevel(logging.CRITICAL)
@@ -126,10 +128,18 @@ class _RedactSlackSecrets(logging.Filter):
 _SDK_LOGGER.addFilter(_RedactSlackSecrets())
 
 
-class _RateLimitRetry(RateLimitErrorRetryHandler):
-    """slack-sdk's 429 handler (sleeps ``Retry-After`` + jitter), logging each retry and
-    refusing to wait longer than :data:`MAX_RETRY_AFTER_SECONDS` or for a malformed header
-    (the stock handler would raise ``ValueError`` from ``int()``)."""
+class SlackRetry(ConnectionErrorRetryHandler):
+    """The one retry policy of a Slack request, bounded by ``max_retry_count`` retries in all.
+
+    * A 429 is retried after its ``Retry-After`` (1 s when absent) plus up to 1 s of jitter,
+      as slack-sdk's ``RateLimitErrorRetryHandler`` does, but not when the wait would be
+      longer than :data:`MAX_RETRY_AFTER_SECONDS` or the header is not a number of seconds
+      (the stock handler would raise ``ValueError`` from ``int()``).
+    * A refused, reset or unanswered connection is slack-sdk's ``ConnectionErrorRetryHandler``
+      unchanged: which errors count, and exponential backoff from 0.5 s with jitter.
+
+    Each retry is logged as a warning on ``log``.
+    """
 
     def __init__(self, max_retry_count: int, log: Any) -> None:
         super().__init__(max_retry_count=max_retry_count)
@@ -143,10 +153,10 @@ class _RateLimitRetry(RateLimitErrorRetryHandler):
         response: HttpResponse | None = None,
         error: Exception | None = None,
     ) -> bool:
-        if not super()._can_retry(state=state, request=request, response=response, error=error):
-            return False
-        wait = _retry_after(response)
-        return wait is not None and wait <= MAX_RETRY_AFTER_SECONDS
+        if _rate_limited(response):
+            wait = _retry_after(response)
+            return wait is not None and wait <= MAX_RETRY_AFTER_SECONDS
+        return super()._can_retry(state=state, request=request, response=response, error=error)
 
     def prepare_for_next_attempt(
         self,
@@ -156,42 +166,30 @@ class _RateLimitRetry(RateLimitErrorRetryHandler):
         response: HttpResponse | None = None,
         error: Exception | None = None,
     ) -> None:
-        self._log.warning(
-            "Slack rate-limited the request (HTTP 429); retrying after %s s (retry %d of %d).",
-            _retry_after(response),
-            state.current_attempt + 1,
-            self.max_retry_count,
-        )
-        super().prepare_for_next_attempt(
-            state=state, request=request, response=response, error=error
-        )
-
-
-class _ConnectionRetry(ConnectionErrorRetryHandler):
-    """slack-sdk's connection-error handler (refused, reset, closed without an answer;
-    exponential backoff from 0.5 s with jitter), logging each retry."""
-
-    def __init__(self, max_retry_count: int, log: Any) -> None:
-        super().__init__(max_retry_count=max_retry_count)
-        self._log = log
-
-    def prepare_for_next_attempt(
-        self,
-        *,
-        state: RetryState,
-        request: HttpRequest,
-        response: HttpResponse | None = None,
-        error: Exception | None = None,
-    ) -> None:
+        retry = (state.current_attempt + 1, self.max_retry_count)
+        if _rate_limited(response):
+            wait = _retry_after(response) or 0
+            self._log.warning(
+                "Slack rate-limited the request (HTTP 429); retrying after %s s (retry %d of %d).",
+                wait,
+                *retry,
+            )
+            state.next_attempt_requested = True
+            time.sleep(wait + random.random())
+            state.increment_current_attempt()
+            return
         self._log.warning(
             "Could not reach Slack (%s); retrying (retry %d of %d).",
             _describe_connection_error(error),
-            state.current_attempt + 1,
-            self.max_retry_count,
+            *retry,
         )
         super().prepare_for_next_attempt(
             state=state, request=request, response=response, error=error
         )
+
+
+def _rate_limited(response: HttpResponse | None) -> bool:
+    return response is not None and response.status_code == 429
 
 
 def _retry_after(response: HttpResponse | None) -> int | None:
@@ -366,12 +364,7 @@ class SlackChannel(NotificationBlock, StacksBlock):
         return values
 
     def _retry_handlers(self) -> list[RetryHandler]:
-        # Both share one RetryState per request: max_retries bounds the retries in all.
-        log = self.logger
-        return [
-            _RateLimitRetry(max_retry_count=self.max_retries, log=log),
-            _ConnectionRetry(max_retry_count=self.max_retries, log=log),
-        ]
+        return [SlackRetry(max_retry_count=self.max_retries, log=self.logger)]
 
     def _payload(self, text: str, blocks: list[dict] | None) -> dict[str, Any]:
         payload: dict[str, Any] = {"text": text}
@@ -771,6 +764,7 @@ def notify_environment(
 
 __all__ = [
     "SlackChannel",
+    "SlackRetry",
     "clip",
     "environment_message",
     "escape_mrkdwn",
