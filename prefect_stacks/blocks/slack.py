@@ -1,14 +1,18 @@
-"""Slack notifications: the ``SlackChannel`` block, the environment message layout and the
-``notify_environment`` task.
+"""Slack: the ``SlackChannel`` block (configuration and client), its one retry handler, and
+the Slack text helpers (mrkdwn escaping, Slack's limits, links) that message layouts use.
 
-The block is the "hook" (which channel, which credential, how to reach Slack); the
-module-level task is the "operator" flows compose::
+Over ~400 lines because beside the block (~220 lines) it holds the client's translation of
+every Slack error code into a NotificationError naming the field to fix (~150) and its
+retry and log-redaction policy (~125); all three are the client.
 
-    from prefect_stacks.blocks.slack import SlackChannel, notify_environment
+The block is the "hook" (which channel, which credential, how to reach Slack); message
+layouts and the tasks that post them live beside their subject (an environment's are in
+:mod:`prefect_stacks.environments.messages`)::
+
+    from prefect_stacks.blocks.slack import SlackChannel
 
     slack = SlackChannel.load("platform-alerts")
-    notify_environment(slack, "created", name="demo-7f3a", url="https://demo-7f3a.example.com",
-                       owner="alice", ttl_seconds=7200)
+    slack.post("Deploy finished :tada:")
 
 Messages go through slack-sdk's sync clients (``WebClient.chat_postMessage`` with a bot
 token, ``WebhookClient`` with an incoming-webhook URL) with one retry handler,
@@ -29,14 +33,11 @@ import logging
 import random
 import re
 import time
-from datetime import datetime, timezone
 from http.client import HTTPException
 from typing import Any
 from urllib.parse import urlsplit
 
-from prefect import task
 from prefect.blocks.abstract import NotificationBlock
-from prefect.cache_policies import NO_CACHE
 from pydantic import ConfigDict, Field, SecretStr, field_validator, model_validator
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
@@ -49,7 +50,7 @@ from slack_sdk.http_retry import (
 )
 from slack_sdk.webhook import WebhookClient
 
-from prefect_stacks._internal.process import Redactor, default_logger
+from prefect_stacks._internal.process import Redactor
 from prefect_stacks.blocks.base import StacksBlock
 from prefect_stacks.exceptions import ConfigurationError, NotificationError
 
@@ -229,7 +230,8 @@ def _host_of(url: str) -> str:
 class SlackChannel(NotificationBlock, StacksBlock):
     """A Slack channel to post to, with a bot token (``chat.postMessage``) or an incoming
     webhook. Prefect automations can use it as their notification block; flows post
-    environment lifecycle messages through :func:`notify_environment`.
+    environment lifecycle messages through
+    :func:`prefect_stacks.environments.messages.notify_environment`.
 
     Example:
         Load a stored channel and post to it:
@@ -443,8 +445,12 @@ class SlackChannel(NotificationBlock, StacksBlock):
         raise self._webhook_error(response.status_code, (response.body or "").strip())
 
     # ----------------------------------------------------------------- errors
+    def redact(self, text: str) -> str:
+        """``text`` with this block's bot token and webhook URL masked."""
+        return Redactor(self._secrets())(text)
+
     def _fail(self, message: str, **kwargs: Any) -> NotificationError:
-        return NotificationError(Redactor(self._secrets())(message), **kwargs)
+        return NotificationError(self.redact(message), **kwargs)
 
     def _unreachable(self, exc: BaseException, host: str) -> NotificationError:
         return self._fail(
@@ -474,23 +480,7 @@ class SlackChannel(NotificationBlock, StacksBlock):
             )
             return self._fail(message, error=error, field="bot_token", status=status)
         if error in _CHANNEL_ERRORS:
-            if error == "not_in_channel":
-                hint = (
-                    f"the app is not a member of {self.channel!r}: invite the app to the "
-                    f"channel (`/invite @your-app` in {self.channel}) or fix the block "
-                    "field `channel`."
-                )
-            elif error in ("is_archived", "channel_is_archived"):
-                hint = (
-                    f"the channel {self.channel!r} is archived: unarchive it or fix the "
-                    "block field `channel`."
-                )
-            else:
-                hint = (
-                    f"no channel {self.channel!r} that the app can see: fix the block field "
-                    "`channel` (a name such as `#platform` or an id), and for a private "
-                    "channel invite the app (`/invite @your-app`)."
-                )
+            hint = self._channel_hint(error)
             return self._fail(f"{where}: {hint}", error=error, field="channel", status=status)
         if error == "ratelimited" or status == 429:
             message = (
@@ -516,6 +506,24 @@ class SlackChannel(NotificationBlock, StacksBlock):
             "chat.postMessage/#errors for what to fix.",
             error=error,
             status=status,
+        )
+
+    def _channel_hint(self, error: str) -> str:
+        if error == "not_in_channel":
+            return (
+                f"the app is not a member of {self.channel!r}: invite the app to the "
+                f"channel (`/invite @your-app` in {self.channel}) or fix the block "
+                "field `channel`."
+            )
+        if error in ("is_archived", "channel_is_archived"):
+            return (
+                f"the channel {self.channel!r} is archived: unarchive it or fix the "
+                "block field `channel`."
+            )
+        return (
+            f"no channel {self.channel!r} that the app can see: fix the block field "
+            "`channel` (a name such as `#platform` or an id), and for a private "
+            "channel invite the app (`/invite @your-app`)."
         )
 
     def _webhook_error(self, status: int, body: str) -> NotificationError:
@@ -558,15 +566,7 @@ class SlackChannel(NotificationBlock, StacksBlock):
         )
 
 
-# --------------------------------------------------------------------- message layout
-
-_EVENTS: dict[str, tuple[str, str]] = {
-    "created": (":white_check_mark:", "Environment created"),
-    "expiring": (":hourglass_flowing_sand:", "Environment expiring"),
-    "destroyed": (":wastebasket:", "Environment destroyed"),
-    "teardown-failed": (":rotating_light:", "Teardown FAILED"),
-}
-_ALERT_EVENTS = {"teardown-failed"}
+# --------------------------------------------------------------------- mrkdwn text
 
 
 def escape_mrkdwn(text: str) -> str:
@@ -574,200 +574,52 @@ def escape_mrkdwn(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def _units(text: str) -> int:
-    # Slack counts characters as UTF-16 code units (an emoji outside the BMP counts 2).
+def slack_length(text: str) -> int:
+    """Length as Slack counts it: UTF-16 code units (an emoji outside the BMP counts 2)."""
     return len(text.encode("utf-16-le")) // 2
 
 
 def clip(text: str, limit: int, *, keep: str = "head") -> str:
     """Shorten ``text`` to at most ``limit`` characters, with "…" where it was cut, never
     cutting an escape (``&amp;``) in half. ``keep="tail"`` keeps the end (for logs)."""
-    if _units(text) <= limit:
+    if slack_length(text) <= limit:
         return text
     room = max(limit - 1, 0)
     if keep == "tail":
         cut = text[-room:] if room else ""
-        while cut and _units(cut) > room:
+        while cut and slack_length(cut) > room:
             cut = cut[1:]
         cut = re.sub(r"^[a-z]{0,3};", "", cut)  # the rest of a cut "&amp;"
         return "…" + cut
     cut = text[:room]
-    while cut and _units(cut) > room:
+    while cut and slack_length(cut) > room:
         cut = cut[:-1]
     cut = re.sub(r"&[a-z]{0,3}$", "", cut)  # the start of a cut "&amp;"
     return cut + "…"
 
 
-def _link(url: str, label: str, *, limit: int) -> str:
+def link(url: str, label: str, *, limit: int) -> str:
     """A mrkdwn link, or the escaped text when the URL is not http(s) or too long."""
     if url.lower().startswith(("https://", "http://")):
         target = escape_mrkdwn(url).replace("|", "%7C")
         shown = clip(escape_mrkdwn(label), 200)
-        link = f"<{target}|{shown}>"
-        if _units(link) <= limit:
-            return link
+        markup = f"<{target}|{shown}>"
+        if slack_length(markup) <= limit:
+            return markup
     return clip(escape_mrkdwn(url), limit)
 
 
-def _as_utc(value: datetime) -> datetime:
-    if value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
-
-
-def humanize_seconds(seconds: float) -> str:
-    """``42 min``, ``3 h 5 min``, ``2 d 4 h``."""
-    seconds = int(round(abs(seconds)))
-    if seconds < 60:
-        return f"{seconds} s"
-    minutes = int(round(seconds / 60))
-    if minutes < 120:
-        return f"{minutes} min"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
-    days, hours = divmod(hours, 24)
-    return f"{days} d {hours} h" if hours else f"{days} d"
-
-
-def _relative(when: datetime, now: datetime) -> str:
-    delta = (when - now).total_seconds()
-    if abs(delta) < 30:
-        return "now"
-    span = humanize_seconds(delta)
-    return f"in {span}" if delta > 0 else f"{span} ago"
-
-
-def environment_message(
-    event: str,
-    *,
-    name: str,
-    url: str | None = None,
-    owner: str | None = None,
-    expires_at: datetime | None = None,
-    ttl_seconds: int | None = None,
-    run_url: str | None = None,
-    detail: str | None = None,
-    now: datetime | None = None,
-) -> tuple[str, list[dict]]:
-    """The message for an environment lifecycle event: ``(fallback text, blocks)``.
-
-    ``event`` is ``created``, ``expiring``, ``destroyed``, ``teardown-failed`` (an alert)
-    or any other word (shown as is). Every value is escaped for mrkdwn and cut to Slack's
-    limits (header 150, section 3000, field 2000 characters; a handful of blocks), so a
-    long name or a huge ``detail`` cannot make Slack reject the message. ``now`` is for
-    tests ("expires in N min" is relative to it).
-    """
-    now = _as_utc(now or datetime.now(timezone.utc))
-    emoji, title = _EVENTS.get(event, (":information_source:", f"Environment {event}"))
-    alert = event in _ALERT_EVENTS
-
-    header = clip(f"{emoji} {title}: {name}", MAX_HEADER_TEXT)
-    fallback = f"{emoji} {title}: {escape_mrkdwn(name)}"
-    if alert:
-        fallback += " (resources may still be running)"
-    blocks: list[dict] = [
-        {"type": "header", "text": {"type": "plain_text", "text": header, "emoji": True}}
-    ]
-    if alert:
-        blocks.append(
-            {
-                "type": "section",
-                "text": {
-                    "type": "mrkdwn",
-                    "text": clip(
-                        f":rotating_light: *Action needed:* the teardown of "
-                        f"*{escape_mrkdwn(name)}* failed, so its resources may still be "
-                        "running (and costing). Read the error below and the flow run, fix "
-                        "the cause, then run the teardown again.",
-                        MAX_SECTION_TEXT,
-                    ),
-                },
-            }
-        )
-
-    def field(label: str, value: str) -> dict:
-        head = f"*{label}*\n"
-        return {"type": "mrkdwn", "text": head + clip(value, MAX_FIELD_TEXT - _units(head))}
-
-    fields = [field("Environment", escape_mrkdwn(name))]
-    if url:
-        fields.append(field("URL", _link(url, url, limit=MAX_FIELD_TEXT - 10)))
-    if expires_at is not None:
-        when = _as_utc(expires_at)
-        label = "Expired" if when <= now else "Expires"
-        fields.append(field(label, f"{when:%Y-%m-%d %H:%M} UTC ({_relative(when, now)})"))
-    if ttl_seconds is not None:
-        fields.append(field("TTL", humanize_seconds(ttl_seconds)))
-    if owner:
-        fields.append(field("Owner", escape_mrkdwn(owner)))
-    blocks.append({"type": "section", "fields": fields})
-
-    if detail:
-        escaped = escape_mrkdwn(detail).replace("```", "'''")
-        if alert:  # an error output: its end says most
-            text = "```" + clip(escaped, MAX_SECTION_TEXT - 6, keep="tail") + "```"
-        else:
-            text = clip(escaped, MAX_SECTION_TEXT)
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": text}})
-
-    if run_url:
-        # A context link rather than a button: a URL button makes Slack call the app's
-        # interactivity endpoint and shows a warning when the app has none.
-        link = _link(run_url, "View the Prefect flow run", limit=MAX_SECTION_TEXT - 10)
-        blocks.append(
-            {"type": "context", "elements": [{"type": "mrkdwn", "text": f":link: {link}"}]}
-        )
-    return clip(fallback, MAX_SECTION_TEXT), blocks[:MAX_BLOCKS]
-
-
-# --------------------------------------------------------------------- task
-
-
-@task(cache_policy=NO_CACHE)
-def notify_environment(
-    slack: SlackChannel | None,
-    event: str,
-    *,
-    raise_on_error: bool = False,
-    **fields: Any,
-) -> bool:
-    """Post an environment lifecycle message (see :func:`environment_message` for the
-    fields: ``name``, ``url``, ``owner``, ``expires_at``, ``ttl_seconds``, ``run_url``,
-    ``detail``). Returns True when Slack took it.
-
-    Without a block it only logs and returns False. When Slack fails it logs a warning
-    and returns False, so that a Slack outage never stops a teardown; pass
-    ``raise_on_error=True`` to raise the ``NotificationError`` instead.
-    """
-    log = default_logger()
-    text, blocks = environment_message(event, **fields)
-    name = fields.get("name")
-    if slack is None:
-        log.info("No Slack channel configured; not posting %r for environment %r.", event, name)
-        return False
-    try:
-        slack.post(text, blocks)
-    except Exception as exc:
-        if raise_on_error:
-            raise
-        log.warning(
-            "Could not post %r for environment %r to Slack: %s",
-            event,
-            name,
-            Redactor(slack._secrets())(str(exc)),
-        )
-        return False
-    log.info("Posted %r for environment %r to Slack.", event, name)
-    return True
-
-
 __all__ = [
+    "MAX_BLOCKS",
+    "MAX_FIELD_TEXT",
+    "MAX_HEADER_TEXT",
+    "MAX_MESSAGE_TEXT",
+    "MAX_RETRY_AFTER_SECONDS",
+    "MAX_SECTION_TEXT",
     "SlackChannel",
     "SlackRetry",
     "clip",
-    "environment_message",
     "escape_mrkdwn",
-    "humanize_seconds",
-    "notify_environment",
+    "link",
+    "slack_length",
 ]

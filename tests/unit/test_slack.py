@@ -1,4 +1,4 @@
-"""The Slack block, its message layout and task, against the Slack contract fake.
+"""The Slack block, the environment message layout and task, against the Slack contract fake.
 
 No mocks: slack-sdk's real clients talk HTTP to ``tests.fakes.slack.FakeSlack``.
 """
@@ -29,9 +29,8 @@ from prefect_stacks.blocks.slack import (
     SlackChannel,
     SlackRetry,
     clip,
-    environment_message,
-    notify_environment,
 )
+from prefect_stacks.environments.messages import environment_message, notify_environment
 from prefect_stacks.exceptions import ConfigurationError, NotificationError, PrefectStacksError
 from tests.conftest import free_port
 from tests.fakes.slack import FakeSlack, check_blocks
