@@ -1,20 +1,25 @@
-"""Slack notifications: the ``SlackChannel`` block, the environment message layout and the
-``notify_environment`` task.
+"""Slack: the ``SlackChannel`` block (configuration and client), its one retry handler, and
+the Slack text helpers (mrkdwn escaping, Slack's limits, links) that message layouts use.
 
-The block is the "hook" (which channel, which credential, how to reach Slack); the
-module-level task is the "operator" flows compose::
+Over ~400 lines because beside the block (~220 lines) it holds the client's translation of
+every Slack error code into a NotificationError naming the field to fix (~150) and its
+retry and log-redaction policy (~125); all three are the client.
 
-    from prefect_stacks.blocks.slack import SlackChannel, notify_environment
+The block is the "hook" (which channel, which credential, how to reach Slack); message
+layouts and the tasks that post them live beside their subject (an environment's are in
+:mod:`prefect_stacks.environments.messages`)::
+
+    from prefect_stacks.blocks.slack import SlackChannel
 
     slack = SlackChannel.load("platform-alerts")
-    notify_environment(slack, "created", name="demo-7f3a", url="https://demo-7f3a.example.com",
-                       owner="alice", ttl_seconds=7200)
+    slack.post("Deploy finished :tada:")
 
 Messages go through slack-sdk's sync clients (``WebClient.chat_postMessage`` with a bot
-token, ``WebhookClient`` with an incoming-webhook URL) and its retry handlers: a 429 is
-retried after its ``Retry-After``, a dropped or refused connection after a short backoff,
-at most ``max_retries`` times in all. The async methods run the same sync call in a worker
-thread: slack-sdk's async clients need aiohttp, which prefect-stacks does not depend on.
+token, ``WebhookClient`` with an incoming-webhook URL) with one retry handler,
+:class:`SlackRetry`: a 429 is retried after its ``Retry-After``, a dropped or refused
+connection after a short backoff, at most ``max_retries`` times in all. The async methods
+run the same sync call in a worker thread: slack-sdk's async clients need aiohttp, which
+prefect-stacks does not depend on.
 
 Slack answers most failures with HTTP 200 and ``{"ok": false, "error": "..."}``; each is
 raised as a :class:`~prefect_stacks.exceptions.NotificationError` naming the error code and
@@ -25,15 +30,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import re
-from datetime import datetime, timezone
+import time
 from http.client import HTTPException
 from typing import Any
 from urllib.parse import urlsplit
 
-from prefect import task
 from prefect.blocks.abstract import NotificationBlock
-from prefect.cache_policies import NO_CACHE
 from pydantic import ConfigDict, Field, SecretStr, field_validator, model_validator
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
@@ -41,13 +45,12 @@ from slack_sdk.http_retry import (
     ConnectionErrorRetryHandler,
     HttpRequest,
     HttpResponse,
-    RateLimitErrorRetryHandler,
     RetryHandler,
     RetryState,
 )
 from slack_sdk.webhook import WebhookClient
 
-from prefect_stacks._internal.process import Redactor, default_logger
+from prefect_stacks._internal.process import Redactor
 from prefect_stacks.blocks.base import StacksBlock
 from prefect_stacks.exceptions import ConfigurationError, NotificationError
 
@@ -101,7 +104,7 @@ _WEBHOOK_CHANNEL_ERRORS = {
 # slack-sdk's clients log the request URL (for a webhook, the secret) at DEBUG, and at INFO
 # when they retry, whenever their logger's own level is NOTSET or DEBUG; and they log every
 # failed attempt at ERROR, even one a retry then fixes. Give them a logger of their own set
-# to CRITICAL: the retry handlers below log each retry, and the final failure is raised as a
+# to CRITICAL: SlackRetry below logs each retry, and the final failure is raised as a
 # NotificationError. A filter masks token- and webhook-shaped text should anything get out.
 _SDK_LOGGER = logging.getLogger("prefect_stacks.slack_sdk")
 _SDK_LOGGER.setLevel(logging.CRITICAL)
@@ -126,10 +129,18 @@ class _RedactSlackSecrets(logging.Filter):
 _SDK_LOGGER.addFilter(_RedactSlackSecrets())
 
 
-class _RateLimitRetry(RateLimitErrorRetryHandler):
-    """slack-sdk's 429 handler (sleeps ``Retry-After`` + jitter), logging each retry and
-    refusing to wait longer than :data:`MAX_RETRY_AFTER_SECONDS` or for a malformed header
-    (the stock handler would raise ``ValueError`` from ``int()``)."""
+class SlackRetry(ConnectionErrorRetryHandler):
+    """The one retry policy of a Slack request, bounded by ``max_retry_count`` retries in all.
+
+    * A 429 is retried after its ``Retry-After`` (1 s when absent) plus up to 1 s of jitter,
+      as slack-sdk's ``RateLimitErrorRetryHandler`` does, but not when the wait would be
+      longer than :data:`MAX_RETRY_AFTER_SECONDS` or the header is not a number of seconds
+      (the stock handler would raise ``ValueError`` from ``int()``).
+    * A refused, reset or unanswered connection is slack-sdk's ``ConnectionErrorRetryHandler``
+      unchanged: which errors count, and exponential backoff from 0.5 s with jitter.
+
+    Each retry is logged as a warning on ``log``.
+    """
 
     def __init__(self, max_retry_count: int, log: Any) -> None:
         super().__init__(max_retry_count=max_retry_count)
@@ -143,10 +154,10 @@ class _RateLimitRetry(RateLimitErrorRetryHandler):
         response: HttpResponse | None = None,
         error: Exception | None = None,
     ) -> bool:
-        if not super()._can_retry(state=state, request=request, response=response, error=error):
-            return False
-        wait = _retry_after(response)
-        return wait is not None and wait <= MAX_RETRY_AFTER_SECONDS
+        if _rate_limited(response):
+            wait = _retry_after(response)
+            return wait is not None and wait <= MAX_RETRY_AFTER_SECONDS
+        return super()._can_retry(state=state, request=request, response=response, error=error)
 
     def prepare_for_next_attempt(
         self,
@@ -156,42 +167,30 @@ class _RateLimitRetry(RateLimitErrorRetryHandler):
         response: HttpResponse | None = None,
         error: Exception | None = None,
     ) -> None:
-        self._log.warning(
-            "Slack rate-limited the request (HTTP 429); retrying after %s s (retry %d of %d).",
-            _retry_after(response),
-            state.current_attempt + 1,
-            self.max_retry_count,
-        )
-        super().prepare_for_next_attempt(
-            state=state, request=request, response=response, error=error
-        )
-
-
-class _ConnectionRetry(ConnectionErrorRetryHandler):
-    """slack-sdk's connection-error handler (refused, reset, closed without an answer;
-    exponential backoff from 0.5 s with jitter), logging each retry."""
-
-    def __init__(self, max_retry_count: int, log: Any) -> None:
-        super().__init__(max_retry_count=max_retry_count)
-        self._log = log
-
-    def prepare_for_next_attempt(
-        self,
-        *,
-        state: RetryState,
-        request: HttpRequest,
-        response: HttpResponse | None = None,
-        error: Exception | None = None,
-    ) -> None:
+        retry = (state.current_attempt + 1, self.max_retry_count)
+        if _rate_limited(response):
+            wait = _retry_after(response) or 0
+            self._log.warning(
+                "Slack rate-limited the request (HTTP 429); retrying after %s s (retry %d of %d).",
+                wait,
+                *retry,
+            )
+            state.next_attempt_requested = True
+            time.sleep(wait + random.random())
+            state.increment_current_attempt()
+            return
         self._log.warning(
             "Could not reach Slack (%s); retrying (retry %d of %d).",
             _describe_connection_error(error),
-            state.current_attempt + 1,
-            self.max_retry_count,
+            *retry,
         )
         super().prepare_for_next_attempt(
             state=state, request=request, response=response, error=error
         )
+
+
+def _rate_limited(response: HttpResponse | None) -> bool:
+    return response is not None and response.status_code == 429
 
 
 def _retry_after(response: HttpResponse | None) -> int | None:
@@ -231,7 +230,8 @@ def _host_of(url: str) -> str:
 class SlackChannel(NotificationBlock, StacksBlock):
     """A Slack channel to post to, with a bot token (``chat.postMessage``) or an incoming
     webhook. Prefect automations can use it as their notification block; flows post
-    environment lifecycle messages through :func:`notify_environment`.
+    environment lifecycle messages through
+    :func:`prefect_stacks.environments.messages.notify_environment`.
 
     Example:
         Load a stored channel and post to it:
@@ -366,12 +366,7 @@ class SlackChannel(NotificationBlock, StacksBlock):
         return values
 
     def _retry_handlers(self) -> list[RetryHandler]:
-        # Both share one RetryState per request: max_retries bounds the retries in all.
-        log = self.logger
-        return [
-            _RateLimitRetry(max_retry_count=self.max_retries, log=log),
-            _ConnectionRetry(max_retry_count=self.max_retries, log=log),
-        ]
+        return [SlackRetry(max_retry_count=self.max_retries, log=self.logger)]
 
     def _payload(self, text: str, blocks: list[dict] | None) -> dict[str, Any]:
         payload: dict[str, Any] = {"text": text}
@@ -450,8 +445,12 @@ class SlackChannel(NotificationBlock, StacksBlock):
         raise self._webhook_error(response.status_code, (response.body or "").strip())
 
     # ----------------------------------------------------------------- errors
+    def redact(self, text: str) -> str:
+        """``text`` with this block's bot token and webhook URL masked."""
+        return Redactor(self._secrets())(text)
+
     def _fail(self, message: str, **kwargs: Any) -> NotificationError:
-        return NotificationError(Redactor(self._secrets())(message), **kwargs)
+        return NotificationError(self.redact(message), **kwargs)
 
     def _unreachable(self, exc: BaseException, host: str) -> NotificationError:
         return self._fail(
@@ -481,23 +480,7 @@ class SlackChannel(NotificationBlock, StacksBlock):
             )
             return self._fail(message, error=error, field="bot_token", status=status)
         if error in _CHANNEL_ERRORS:
-            if error == "not_in_channel":
-                hint = (
-                    f"the app is not a member of {self.channel!r}: invite the app to the "
-                    f"channel (`/invite @your-app` in {self.channel}) or fix the block "
-                    "field `channel`."
-                )
-            elif error in ("is_archived", "channel_is_archived"):
-                hint = (
-                    f"the channel {self.channel!r} is archived: unarchive it or fix the "
-                    "block field `channel`."
-                )
-            else:
-                hint = (
-                    f"no channel {self.channel!r} that the app can see: fix the block field "
-                    "`channel` (a name such as `#platform` or an id), and for a private "
-                    "channel invite the app (`/invite @your-app`)."
-                )
+            hint = self._channel_hint(error)
             return self._fail(f"{where}: {hint}", error=error, field="channel", status=status)
         if error == "ratelimited" or status == 429:
             message = (
@@ -523,6 +506,24 @@ class SlackChannel(NotificationBlock, StacksBlock):
             "chat.postMessage/#errors for what to fix.",
             error=error,
             status=status,
+        )
+
+    def _channel_hint(self, error: str) -> str:
+        if error == "not_in_channel":
+            return (
+                f"the app is not a member of {self.channel!r}: invite the app to the "
+                f"channel (`/invite @your-app` in {self.channel}) or fix the block "
+                "field `channel`."
+            )
+        if error in ("is_archived", "channel_is_archived"):
+            return (
+                f"the channel {self.channel!r} is archived: unarchive it or fix the "
+                "block field `channel`."
+            )
+        return (
+            f"no channel {self.channel!r} that the app can see: fix the block field "
+            "`channel` (a name such as `#platform` or an id), and for a private "
+            "channel invite the app (`/invite @your-app`)."
         )
 
     def _webhook_error(self, status: int, body: str) -> NotificationError:
@@ -565,15 +566,7 @@ class SlackChannel(NotificationBlock, StacksBlock):
         )
 
 
-# --------------------------------------------------------------------- message layout
-
-_EVENTS: dict[str, tuple[str, str]] = {
-    "created": (":white_check_mark:", "Environment created"),
-    "expiring": (":hourglass_flowing_sand:", "Environment expiring"),
-    "destroyed": (":wastebasket:", "Environment destroyed"),
-    "teardown-failed": (":rotating_light:", "Teardown FAILED"),
-}
-_ALERT_EVENTS = {"teardown-failed"}
+# --------------------------------------------------------------------- mrkdwn text
 
 
 def escape_mrkdwn(text: str) -> str:
@@ -581,199 +574,52 @@ def escape_mrkdwn(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def _units(text: str) -> int:
-    # Slack counts characters as UTF-16 code units (an emoji outside the BMP counts 2).
+def slack_length(text: str) -> int:
+    """Length as Slack counts it: UTF-16 code units (an emoji outside the BMP counts 2)."""
     return len(text.encode("utf-16-le")) // 2
 
 
 def clip(text: str, limit: int, *, keep: str = "head") -> str:
     """Shorten ``text`` to at most ``limit`` characters, with "…" where it was cut, never
     cutting an escape (``&amp;``) in half. ``keep="tail"`` keeps the end (for logs)."""
-    if _units(text) <= limit:
+    if slack_length(text) <= limit:
         return text
     room = max(limit - 1, 0)
     if keep == "tail":
         cut = text[-room:] if room else ""
-        while cut and _units(cut) > room:
+        while cut and slack_length(cut) > room:
             cut = cut[1:]
         cut = re.sub(r"^[a-z]{0,3};", "", cut)  # the rest of a cut "&amp;"
         return "…" + cut
     cut = text[:room]
-    while cut and _units(cut) > room:
+    while cut and slack_length(cut) > room:
         cut = cut[:-1]
     cut = re.sub(r"&[a-z]{0,3}$", "", cut)  # the start of a cut "&amp;"
     return cut + "…"
 
 
-def _link(url: str, label: str, *, limit: int) -> str:
+def link(url: str, label: str, *, limit: int) -> str:
     """A mrkdwn link, or the escaped text when the URL is not http(s) or too long."""
     if url.lower().startswith(("https://", "http://")):
         target = escape_mrkdwn(url).replace("|", "%7C")
         shown = clip(escape_mrkdwn(label), 200)
-        link = f"<{target}|{shown}>"
-        if _units(link) <= limit:
-            return link
+        markup = f"<{target}|{shown}>"
+        if slack_length(markup) <= limit:
+            return markup
     return clip(escape_mrkdwn(url), limit)
 
 
-def _as_utc(value: datetime) -> datetime:
-    if value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
-
-
-def humanize_seconds(seconds: float) -> str:
-    """``42 min``, ``3 h 5 min``, ``2 d 4 h``."""
-    seconds = int(round(abs(seconds)))
-    if seconds < 60:
-        return f"{seconds} s"
-    minutes = int(round(seconds / 60))
-    if minutes < 120:
-        return f"{minutes} min"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
-    days, hours = divmod(hours, 24)
-    return f"{days} d {hours} h" if hours else f"{days} d"
-
-
-def _relative(when: datetime, now: datetime) -> str:
-    delta = (when - now).total_seconds()
-    if abs(delta) < 30:
-        return "now"
-    span = humanize_seconds(delta)
-    return f"in {span}" if delta > 0 else f"{span} ago"
-
-
-def environment_message(
-    event: str,
-    *,
-    name: str,
-    url: str | None = None,
-    owner: str | None = None,
-    expires_at: datetime | None = None,
-    ttl_seconds: int | None = None,
-    run_url: str | None = None,
-    detail: str | None = None,
-    now: datetime | None = None,
-) -> tuple[str, list[dict]]:
-    """The message for an environment lifecycle event: ``(fallback text, blocks)``.
-
-    ``event`` is ``created``, ``expiring``, ``destroyed``, ``teardown-failed`` (an alert)
-    or any other word (shown as is). Every value is escaped for mrkdwn and cut to Slack's
-    limits (header 150, section 3000, field 2000 characters; a handful of blocks), so a
-    long name or a huge ``detail`` cannot make Slack reject the message. ``now`` is for
-    tests ("expires in N min" is relative to it).
-    """
-    now = _as_utc(now or datetime.now(timezone.utc))
-    emoji, title = _EVENTS.get(event, (":information_source:", f"Environment {event}"))
-    alert = event in _ALERT_EVENTS
-
-    header = clip(f"{emoji} {title}: {name}", MAX_HEADER_TEXT)
-    fallback = f"{emoji} {title}: {escape_mrkdwn(name)}"
-    if alert:
-        fallback += " (resources may still be running)"
-    blocks: list[dict] = [
-        {"type": "header", "text": {"type": "plain_text", "text": header, "emoji": True}}
-    ]
-    if alert:
-        blocks.append(
-            {
-                "type": "section",
-                "text": {
-                    "type": "mrkdwn",
-                    "text": clip(
-                        f":rotating_light: *Action needed:* the teardown of "
-                        f"*{escape_mrkdwn(name)}* failed, so its resources may still be "
-                        "running (and costing). Read the error below and the flow run, fix "
-                        "the cause, then run the teardown again.",
-                        MAX_SECTION_TEXT,
-                    ),
-                },
-            }
-        )
-
-    def field(label: str, value: str) -> dict:
-        head = f"*{label}*\n"
-        return {"type": "mrkdwn", "text": head + clip(value, MAX_FIELD_TEXT - _units(head))}
-
-    fields = [field("Environment", escape_mrkdwn(name))]
-    if url:
-        fields.append(field("URL", _link(url, url, limit=MAX_FIELD_TEXT - 10)))
-    if expires_at is not None:
-        when = _as_utc(expires_at)
-        label = "Expired" if when <= now else "Expires"
-        fields.append(field(label, f"{when:%Y-%m-%d %H:%M} UTC ({_relative(when, now)})"))
-    if ttl_seconds is not None:
-        fields.append(field("TTL", humanize_seconds(ttl_seconds)))
-    if owner:
-        fields.append(field("Owner", escape_mrkdwn(owner)))
-    blocks.append({"type": "section", "fields": fields})
-
-    if detail:
-        escaped = escape_mrkdwn(detail).replace("```", "'''")
-        if alert:  # an error output: its end says most
-            text = "```" + clip(escaped, MAX_SECTION_TEXT - 6, keep="tail") + "```"
-        else:
-            text = clip(escaped, MAX_SECTION_TEXT)
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": text}})
-
-    if run_url:
-        # A context link rather than a button: a URL button makes Slack call the app's
-        # interactivity endpoint and shows a warning when the app has none.
-        link = _link(run_url, "View the Prefect flow run", limit=MAX_SECTION_TEXT - 10)
-        blocks.append(
-            {"type": "context", "elements": [{"type": "mrkdwn", "text": f":link: {link}"}]}
-        )
-    return clip(fallback, MAX_SECTION_TEXT), blocks[:MAX_BLOCKS]
-
-
-# --------------------------------------------------------------------- task
-
-
-@task(cache_policy=NO_CACHE)
-def notify_environment(
-    slack: SlackChannel | None,
-    event: str,
-    *,
-    raise_on_error: bool = False,
-    **fields: Any,
-) -> bool:
-    """Post an environment lifecycle message (see :func:`environment_message` for the
-    fields: ``name``, ``url``, ``owner``, ``expires_at``, ``ttl_seconds``, ``run_url``,
-    ``detail``). Returns True when Slack took it.
-
-    Without a block it only logs and returns False. When Slack fails it logs a warning
-    and returns False, so that a Slack outage never stops a teardown; pass
-    ``raise_on_error=True`` to raise the ``NotificationError`` instead.
-    """
-    log = default_logger()
-    text, blocks = environment_message(event, **fields)
-    name = fields.get("name")
-    if slack is None:
-        log.info("No Slack channel configured; not posting %r for environment %r.", event, name)
-        return False
-    try:
-        slack.post(text, blocks)
-    except Exception as exc:
-        if raise_on_error:
-            raise
-        log.warning(
-            "Could not post %r for environment %r to Slack: %s",
-            event,
-            name,
-            Redactor(slack._secrets())(str(exc)),
-        )
-        return False
-    log.info("Posted %r for environment %r to Slack.", event, name)
-    return True
-
-
 __all__ = [
+    "MAX_BLOCKS",
+    "MAX_FIELD_TEXT",
+    "MAX_HEADER_TEXT",
+    "MAX_MESSAGE_TEXT",
+    "MAX_RETRY_AFTER_SECONDS",
+    "MAX_SECTION_TEXT",
     "SlackChannel",
+    "SlackRetry",
     "clip",
-    "environment_message",
     "escape_mrkdwn",
-    "humanize_seconds",
-    "notify_environment",
+    "link",
+    "slack_length",
 ]

@@ -1,4 +1,4 @@
-"""The Slack block, its message layout and task, against the Slack contract fake.
+"""The Slack block, the environment message layout and task, against the Slack contract fake.
 
 No mocks: slack-sdk's real clients talk HTTP to ``tests.fakes.slack.FakeSlack``.
 """
@@ -19,16 +19,18 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 from slack_sdk import WebClient
+from slack_sdk.http_retry import HttpRequest, HttpResponse, RetryState
 
 from prefect_stacks.blocks.slack import (
     MAX_FIELD_TEXT,
     MAX_HEADER_TEXT,
+    MAX_RETRY_AFTER_SECONDS,
     MAX_SECTION_TEXT,
     SlackChannel,
+    SlackRetry,
     clip,
-    environment_message,
-    notify_environment,
 )
+from prefect_stacks.environments.messages import environment_message, notify_environment
 from prefect_stacks.exceptions import ConfigurationError, NotificationError, PrefectStacksError
 from tests.conftest import free_port
 from tests.fakes.slack import FakeSlack, check_blocks
@@ -311,6 +313,45 @@ def test_proxy_variables_and_no_proxy_are_honoured(fake: FakeSlack, make, monkey
         monkeypatch.delenv(name)
     with pytest.raises(NotificationError, match="could not reach Slack"):
         make(fake, max_retries=0).post("through the dead proxy")
+
+
+def test_429s_and_dropped_connections_share_one_retry_budget(fake: FakeSlack):
+    fake.rate_limit(1, retry_after=0)
+    fake.drop(1)
+    with pytest.raises(NotificationError, match="could not reach Slack"):
+        bot(fake, max_retries=1).post("one retry in all")
+    assert [r.status for r in fake.requests] == [429, None]
+    fake.reset()
+    fake.rate_limit(1, retry_after=0)
+    fake.drop(1)
+    bot(fake, max_retries=2).post("two retries in all")
+    assert [r.status for r in fake.requests] == [429, None, 200]
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "error", "retried"),
+    [
+        (429, {"Retry-After": ["0"]}, None, True),
+        (429, {"retry-after": [str(MAX_RETRY_AFTER_SECONDS)]}, None, True),
+        (429, {}, None, True),  # no Retry-After: 1 s, as slack-sdk assumes
+        (429, {"Retry-After": [str(MAX_RETRY_AFTER_SECONDS + 1)]}, None, False),
+        (429, {"Retry-After": ["Wed, 21 Oct 2015 07:28:00 GMT"]}, None, False),
+        (500, {}, None, False),
+        (200, {}, None, False),
+        (None, {}, ConnectionResetError(104, "Connection reset by peer"), True),
+        (None, {}, ValueError("not a connection error"), False),
+    ],
+)
+def test_slack_retry_decides_like_the_two_cases_it_covers(status, headers, error, retried):
+    handler = SlackRetry(max_retry_count=2, log=logging.getLogger(__name__))
+    request = HttpRequest(method="POST", url="https://slack.com/api/chat.postMessage", headers={})
+    response = None if status is None else HttpResponse(status_code=status, headers=headers)
+    state = RetryState()
+    assert (
+        handler.can_retry(state=state, request=request, response=response, error=error) is retried
+    )
+    state.current_attempt = 2  # the budget is spent
+    assert not handler.can_retry(state=state, request=request, response=response, error=error)
 
 
 def test_secrets_never_reach_logs(fake: FakeSlack, caplog: pytest.LogCaptureFixture):
