@@ -33,7 +33,7 @@ from prefect_stacks._internal.prefect_api import (
     delete_if_scheduled,
 )
 from prefect_stacks.blocks.base import load_block
-from prefect_stacks.blocks.slack import SlackChannel, notify_environment
+from prefect_stacks.blocks.slack import SlackChannel
 from prefect_stacks.blocks.terraform import (
     artifact_key,
     load_stack,
@@ -58,6 +58,7 @@ from prefect_stacks.environments import (
     utcnow,
     validate_name,
 )
+from prefect_stacks.environments.messages import notify_environment
 from prefect_stacks.exceptions import (
     ConfigurationError,
     EnvironmentNotFound,

@@ -1,230 +1,37 @@
-"""Slack: the ``SlackChannel`` block (configuration and client), its one retry handler, and
-the Slack text helpers (mrkdwn escaping, Slack's limits, links) that message layouts use.
-
-Over ~400 lines because beside the block (~220 lines) it holds the client's translation of
-every Slack error code into a NotificationError naming the field to fix (~150) and its
-retry and log-redaction policy (~125); all three are the client.
-
-The block is the "hook" (which channel, which credential, how to reach Slack); message
-layouts and the tasks that post them live beside their subject (an environment's are in
-:mod:`prefect_stacks.environments.messages`)::
-
-    from prefect_stacks.blocks.slack import SlackChannel
-
-    slack = SlackChannel.load("platform-alerts")
-    slack.post("Deploy finished :tada:")
-
-Messages go through slack-sdk's sync clients (``WebClient.chat_postMessage`` with a bot
-token, ``WebhookClient`` with an incoming-webhook URL) with one retry handler,
-:class:`SlackRetry`: a 429 is retried after its ``Retry-After``, a dropped or refused
-connection after a short backoff, at most ``max_retries`` times in all. The async methods
-run the same sync call in a worker thread: slack-sdk's async clients need aiohttp, which
-prefect-stacks does not depend on.
-
-Slack answers most failures with HTTP 200 and ``{"ok": false, "error": "..."}``; each is
-raised as a :class:`~prefect_stacks.exceptions.NotificationError` naming the error code and
-the block field to fix. The token and the webhook URL never appear in an error or a log.
-"""
+"""The ``SlackChannel`` block: which channel, which credential (a bot token or an
+incoming-webhook URL), how to reach Slack; posting; and the translation of every Slack error
+code into a NotificationError that names the field to fix."""
 
 from __future__ import annotations
 
 import asyncio
-import logging
-import random
-import re
-import time
 from http.client import HTTPException
 from typing import Any
-from urllib.parse import urlsplit
 
 from prefect.blocks.abstract import NotificationBlock
 from pydantic import ConfigDict, Field, SecretStr, field_validator, model_validator
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
-from slack_sdk.http_retry import (
-    ConnectionErrorRetryHandler,
-    HttpRequest,
-    HttpResponse,
-    RetryHandler,
-    RetryState,
-)
+from slack_sdk.http_retry import RetryHandler
 from slack_sdk.webhook import WebhookClient
 
 from prefect_stacks._internal.process import Redactor
 from prefect_stacks.blocks.base import StacksBlock
+from prefect_stacks.blocks.slack.errors import (
+    CHANNEL_ERRORS,
+    MESSAGE_ERRORS,
+    TOKEN_ERRORS,
+    WEBHOOK_CHANNEL_ERRORS,
+    WEBHOOK_URL_ERRORS,
+)
+from prefect_stacks.blocks.slack.retry import (
+    SDK_LOGGER,
+    SlackRetry,
+    describe_connection_error,
+    host_of,
+)
+from prefect_stacks.blocks.slack.text import MAX_MESSAGE_TEXT, clip, escape_mrkdwn
 from prefect_stacks.exceptions import ConfigurationError, NotificationError
-
-# Slack's documented limits (Block Kit and chat.postMessage).
-MAX_BLOCKS = 50
-MAX_HEADER_TEXT = 150
-MAX_SECTION_TEXT = 3000
-MAX_FIELD_TEXT = 2000
-MAX_MESSAGE_TEXT = 40_000
-
-# A Retry-After longer than this is not waited for: the post fails and says so.
-MAX_RETRY_AFTER_SECONDS = 60
-
-_TOKEN_ERRORS = {
-    "invalid_auth",
-    "not_authed",
-    "token_revoked",
-    "token_expired",
-    "account_inactive",
-    "not_allowed_token_type",
-    "no_permission",
-    "ekm_access_denied",
-}
-_CHANNEL_ERRORS = {"channel_not_found", "not_in_channel", "is_archived", "channel_is_archived"}
-_MESSAGE_ERRORS = {
-    "no_text",
-    "invalid_blocks",
-    "invalid_blocks_format",
-    "msg_too_long",
-    "too_many_attachments",
-    "invalid_arguments",
-    "invalid_json",
-    "invalid_payload",
-    "json_not_object",
-}
-_WEBHOOK_URL_ERRORS = {
-    "invalid_token",
-    "no_service",
-    "no_service_id",
-    "no_team",
-    "team_disabled",
-    "invalid_team",
-}
-_WEBHOOK_CHANNEL_ERRORS = {
-    "channel_not_found",
-    "channel_is_archived",
-    "action_prohibited",
-    "posting_to_general_channel_denied",
-}
-
-# slack-sdk's clients log the request URL (for a webhook, the secret) at DEBUG, and at INFO
-# when they retry, whenever their logger's own level is NOTSET or DEBUG; and they log every
-# failed attempt at ERROR, even one a retry then fixes. Give them a logger of their own set
-# to CRITICAL: SlackRetry below logs each retry, and the final failure is raised as a
-# NotificationError. A filter masks token- and webhook-shaped text should anything get out.
-_SDK_LOGGER = logging.getLogger("prefect_stacks.slack_sdk")
-_SDK_LOGGER.setLevel(logging.CRITICAL)
-
-
-class _RedactSlackSecrets(logging.Filter):
-    """Last line of defence: mask anything shaped like a Slack token or webhook path."""
-
-    _patterns = (
-        re.compile(r"xox[a-z]-[A-Za-z0-9-]+"),
-        re.compile(r"(/services/)[^\s'\"]+"),
-    )
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        for pattern in self._patterns:
-            message = pattern.sub(lambda m: (m.group(1) if m.groups() else "") + "***", message)
-        record.msg, record.args = message, None
-        return True
-
-
-_SDK_LOGGER.addFilter(_RedactSlackSecrets())
-
-
-class SlackRetry(ConnectionErrorRetryHandler):
-    """The one retry policy of a Slack request, bounded by ``max_retry_count`` retries in all.
-
-    * A 429 is retried after its ``Retry-After`` (1 s when absent) plus up to 1 s of jitter,
-      as slack-sdk's ``RateLimitErrorRetryHandler`` does, but not when the wait would be
-      longer than :data:`MAX_RETRY_AFTER_SECONDS` or the header is not a number of seconds
-      (the stock handler would raise ``ValueError`` from ``int()``).
-    * A refused, reset or unanswered connection is slack-sdk's ``ConnectionErrorRetryHandler``
-      unchanged: which errors count, and exponential backoff from 0.5 s with jitter.
-
-    Each retry is logged as a warning on ``log``.
-    """
-
-    def __init__(self, max_retry_count: int, log: Any) -> None:
-        super().__init__(max_retry_count=max_retry_count)
-        self._log = log
-
-    def _can_retry(
-        self,
-        *,
-        state: RetryState,
-        request: HttpRequest,
-        response: HttpResponse | None = None,
-        error: Exception | None = None,
-    ) -> bool:
-        if _rate_limited(response):
-            wait = _retry_after(response)
-            return wait is not None and wait <= MAX_RETRY_AFTER_SECONDS
-        return super()._can_retry(state=state, request=request, response=response, error=error)
-
-    def prepare_for_next_attempt(
-        self,
-        *,
-        state: RetryState,
-        request: HttpRequest,
-        response: HttpResponse | None = None,
-        error: Exception | None = None,
-    ) -> None:
-        retry = (state.current_attempt + 1, self.max_retry_count)
-        if _rate_limited(response):
-            wait = _retry_after(response) or 0
-            self._log.warning(
-                "Slack rate-limited the request (HTTP 429); retrying after %s s (retry %d of %d).",
-                wait,
-                *retry,
-            )
-            state.next_attempt_requested = True
-            time.sleep(wait + random.random())
-            state.increment_current_attempt()
-            return
-        self._log.warning(
-            "Could not reach Slack (%s); retrying (retry %d of %d).",
-            _describe_connection_error(error),
-            *retry,
-        )
-        super().prepare_for_next_attempt(
-            state=state, request=request, response=response, error=error
-        )
-
-
-def _rate_limited(response: HttpResponse | None) -> bool:
-    return response is not None and response.status_code == 429
-
-
-def _retry_after(response: HttpResponse | None) -> int | None:
-    """Seconds from a 429's Retry-After (1 when absent, as slack-sdk assumes); None when
-    it is not a number of seconds."""
-    if response is None:
-        return None
-    for key, value in response.headers.items():
-        if key.lower() == "retry-after":
-            raw = value[0] if isinstance(value, list) and value else value
-            try:
-                return max(0, int(str(raw).strip()))
-            except ValueError:
-                return None
-    return 1
-
-
-def _describe_connection_error(error: BaseException | None) -> str:
-    if error is None:
-        return "no answer"
-    reason = getattr(error, "reason", None)  # URLError wraps the OSError
-    if reason is not None and not isinstance(reason, str):
-        error = reason
-    text = str(error) or type(error).__name__
-    return f"{type(error).__name__}: {text}" if text != type(error).__name__ else text
-
-
-def _host_of(url: str) -> str:
-    """Scheme, host and port only: a webhook URL's path is its secret, and a gateway URL
-    may carry credentials."""
-    parts = urlsplit(url)
-    host = parts.hostname or "?"
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{host}{port}"
 
 
 class SlackChannel(NotificationBlock, StacksBlock):
@@ -411,7 +218,7 @@ class SlackChannel(NotificationBlock, StacksBlock):
             token=self.bot_token.get_secret_value().strip(),
             base_url=self.api_url,
             timeout=self.timeout,  # type: ignore[arg-type]  # urllib takes a float
-            logger=_SDK_LOGGER,
+            logger=SDK_LOGGER,
             retry_handlers=self._retry_handlers(),
         )
         try:
@@ -419,7 +226,7 @@ class SlackChannel(NotificationBlock, StacksBlock):
         except SlackApiError as exc:
             raise self._api_error(exc) from None
         except (OSError, HTTPException) as exc:
-            raise self._unreachable(exc, _host_of(self.api_url)) from None
+            raise self._unreachable(exc, host_of(self.api_url)) from None
         except SlackClientError as exc:
             raise self._fail(f"slack-sdk refused the request: {exc}") from None
         ts = response.get("ts")
@@ -431,13 +238,13 @@ class SlackChannel(NotificationBlock, StacksBlock):
         client = WebhookClient(
             url=url,
             timeout=self.timeout,  # type: ignore[arg-type]
-            logger=_SDK_LOGGER,
+            logger=SDK_LOGGER,
             retry_handlers=self._retry_handlers(),
         )
         try:
             response = client.send_dict(self._payload(text, blocks))
         except (OSError, HTTPException) as exc:
-            raise self._unreachable(exc, _host_of(url)) from None
+            raise self._unreachable(exc, host_of(url)) from None
         except SlackClientError as exc:
             raise self._fail(f"slack-sdk refused the webhook request: {exc}") from None
         if 200 <= response.status_code < 300:
@@ -455,7 +262,7 @@ class SlackChannel(NotificationBlock, StacksBlock):
     def _unreachable(self, exc: BaseException, host: str) -> NotificationError:
         return self._fail(
             f"{self.display_name}: could not reach Slack at {host} "
-            f"({_describe_connection_error(exc)}) after {self.max_retries} retries; check "
+            f"({describe_connection_error(exc)}) after {self.max_retries} retries; check "
             "the network or proxy of this worker, or try again later.",
         )
 
@@ -465,7 +272,7 @@ class SlackChannel(NotificationBlock, StacksBlock):
         data = response.data if isinstance(response.data, dict) else {}
         error = str(data.get("error") or f"HTTP {status}")
         where = f"{self.display_name}: Slack answered chat.postMessage with {error!r}"
-        if error in _TOKEN_ERRORS:
+        if error in TOKEN_ERRORS:
             message = (
                 f"{where}: the bot token was rejected; fix the block field `bot_token` (the "
                 "Bot User OAuth Token, `xoxb-...`, of an app installed in the workspace)."
@@ -479,7 +286,7 @@ class SlackChannel(NotificationBlock, StacksBlock):
                 "if the token changed."
             )
             return self._fail(message, error=error, field="bot_token", status=status)
-        if error in _CHANNEL_ERRORS:
+        if error in CHANNEL_ERRORS:
             hint = self._channel_hint(error)
             return self._fail(f"{where}: {hint}", error=error, field="channel", status=status)
         if error == "ratelimited" or status == 429:
@@ -488,7 +295,7 @@ class SlackChannel(NotificationBlock, StacksBlock):
                 "later, post less often, or raise the block field `max_retries`."
             )
             return self._fail(message, error="ratelimited", field="max_retries", status=status)
-        if error in _MESSAGE_ERRORS:
+        if error in MESSAGE_ERRORS:
             details = data.get("errors") or (data.get("response_metadata") or {}).get("messages")
             message = f"{where}: Slack rejected the message itself"
             if details:
@@ -535,21 +342,21 @@ class SlackChannel(NotificationBlock, StacksBlock):
                 "later, post less often, or raise the block field `max_retries`."
             )
             return self._fail(message, error=error, field="max_retries", status=status)
-        if error in _WEBHOOK_URL_ERRORS or (status in (401, 403, 404, 410) and not body):
+        if error in WEBHOOK_URL_ERRORS or (status in (401, 403, 404, 410) and not body):
             message = (
                 f"{where}: the webhook URL is wrong, or the webhook was removed or disabled; "
                 "fix the block field `webhook_url` (copy it from the app's Incoming Webhooks "
                 "page, or add a new webhook there)."
             )
             return self._fail(message, error=error, field="webhook_url", status=status)
-        if error in _WEBHOOK_CHANNEL_ERRORS:
+        if error in WEBHOOK_CHANNEL_ERRORS:
             message = (
                 f"{where}: the webhook's channel is gone, archived or closed to the app; "
                 "add a webhook for a channel it can post to and update the block field "
                 "`webhook_url`."
             )
             return self._fail(message, error=error, field="webhook_url", status=status)
-        if error in _MESSAGE_ERRORS:
+        if error in MESSAGE_ERRORS:
             message = (
                 f"{where}: Slack rejected the message itself; the caller built an invalid "
                 "message (text, blocks or their limits)."
@@ -564,62 +371,3 @@ class SlackChannel(NotificationBlock, StacksBlock):
             field="webhook_url",
             status=status,
         )
-
-
-# --------------------------------------------------------------------- mrkdwn text
-
-
-def escape_mrkdwn(text: str) -> str:
-    """Escape the three characters Slack's mrkdwn gives a meaning to."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def slack_length(text: str) -> int:
-    """Length as Slack counts it: UTF-16 code units (an emoji outside the BMP counts 2)."""
-    return len(text.encode("utf-16-le")) // 2
-
-
-def clip(text: str, limit: int, *, keep: str = "head") -> str:
-    """Shorten ``text`` to at most ``limit`` characters, with "…" where it was cut, never
-    cutting an escape (``&amp;``) in half. ``keep="tail"`` keeps the end (for logs)."""
-    if slack_length(text) <= limit:
-        return text
-    room = max(limit - 1, 0)
-    if keep == "tail":
-        cut = text[-room:] if room else ""
-        while cut and slack_length(cut) > room:
-            cut = cut[1:]
-        cut = re.sub(r"^[a-z]{0,3};", "", cut)  # the rest of a cut "&amp;"
-        return "…" + cut
-    cut = text[:room]
-    while cut and slack_length(cut) > room:
-        cut = cut[:-1]
-    cut = re.sub(r"&[a-z]{0,3}$", "", cut)  # the start of a cut "&amp;"
-    return cut + "…"
-
-
-def link(url: str, label: str, *, limit: int) -> str:
-    """A mrkdwn link, or the escaped text when the URL is not http(s) or too long."""
-    if url.lower().startswith(("https://", "http://")):
-        target = escape_mrkdwn(url).replace("|", "%7C")
-        shown = clip(escape_mrkdwn(label), 200)
-        markup = f"<{target}|{shown}>"
-        if slack_length(markup) <= limit:
-            return markup
-    return clip(escape_mrkdwn(url), limit)
-
-
-__all__ = [
-    "MAX_BLOCKS",
-    "MAX_FIELD_TEXT",
-    "MAX_HEADER_TEXT",
-    "MAX_MESSAGE_TEXT",
-    "MAX_RETRY_AFTER_SECONDS",
-    "MAX_SECTION_TEXT",
-    "SlackChannel",
-    "SlackRetry",
-    "clip",
-    "escape_mrkdwn",
-    "link",
-    "slack_length",
-]
