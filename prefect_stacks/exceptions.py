@@ -6,7 +6,13 @@ to fix: which block and field, which command, and the tail of its stderr.
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
 from prefect.blocks.abstract import NotificationError as _PrefectNotificationError
+
+if TYPE_CHECKING:
+    from prefect_stacks._internal.process import ProcessResult
 
 
 class PrefectStacksError(Exception):
@@ -98,3 +104,80 @@ class NotificationError(PrefectStacksError, _PrefectNotificationError):
         self.error = error  # the service's error code, e.g. "channel_not_found"
         self.field = field  # the block field to fix, when one is to blame
         self.status = status  # the HTTP status, when there was an answer
+
+
+# ------------------------------------------------------------ HTTP services
+class HTTPServiceError(PrefectStacksError):
+    """An HTTP API answered with an error, or could not be reached (after the retries).
+
+    ``ambiguous`` is True when a request that is not idempotent may or may not have been
+    carried out (the connection broke after it was sent, or the server answered 5xx).
+    ``rate_limited`` is True when a rate limit outlasted the wait budget.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        method: str | None = None,
+        url: str | None = None,
+        ambiguous: bool = False,
+        rate_limited: bool = False,
+        reset_at: datetime | None = None,
+        service_message: str | None = None,
+        errors: list[Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.method = method
+        self.url = url
+        self.ambiguous = ambiguous
+        self.rate_limited = rate_limited
+        self.reset_at = reset_at
+        self.service_message = service_message
+        self.errors = errors or []
+
+
+class GitHubError(HTTPServiceError):
+    """GitHub answered with an error, could not be reached, or kept rate-limiting past the
+    wait budget. The message names the block, what was asked and what to fix; the token
+    never appears in it. ``status``, ``service_message`` (GitHub's ``message``),
+    ``errors`` (GitHub's ``errors``), ``rate_limited`` and ``reset_at`` are attributes."""
+
+
+# ------------------------------------------------------------ git
+class GitError(PrefectStacksError):
+    """A git command failed; ``result`` is its :class:`ProcessResult` (argv masked, the
+    tail of stderr), ``step`` is ``"fetch"`` or ``"checkout"``."""
+
+    def __init__(self, message: str, *, step: str, result: ProcessResult) -> None:
+        self.step = step
+        self.result = result
+        super().__init__(message)
+
+
+# ------------------------------------------------------------ Prefect variables
+class PartialListing(PrefectStacksError):
+    """A paged listing of Prefect variables returned fewer than the server counted (a
+    concurrent write, or a server error mid-listing): never read as "fewer entries"."""
+
+    def __init__(self, got: int, expected: int) -> None:
+        super().__init__(f"got {got} of {expected}")
+        self.got, self.expected = got, expected
+
+
+# ------------------------------------------------------------ the local control plane
+class LocalPlatformError(PrefectStacksError):
+    """The local server, worker or deployments could not be brought up (or down); the
+    message says what failed and where its log is."""
+
+
+# ------------------------------------------------------------ the webhook receiver
+# Internal signals, not user errors: the delivery is answered 503 so the sender retries.
+class SourceUnavailable(Exception):
+    """The Prefect server could not say whether the source block exists."""
+
+
+class Busy(Exception):
+    """An identical delivery is still in flight after the wait."""

@@ -15,6 +15,7 @@ from pathlib import Path
 import typer
 
 from prefect_stacks._cli import app
+from prefect_stacks.exceptions import LocalPlatformError
 from prefect_stacks.local import (
     DEFAULT_HOME,
     DEFAULT_HOST,
@@ -23,7 +24,6 @@ from prefect_stacks.local import (
     LOCAL_WEBAPP,
     LocalConfig,
     LocalPlatform,
-    LocalPlatformError,
     UpResult,
     down,
     status,

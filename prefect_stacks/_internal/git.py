@@ -14,7 +14,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from prefect_stacks._internal.process import ProcessResult, run_process
-from prefect_stacks.exceptions import ConfigurationError, PrefectStacksError
+from prefect_stacks.exceptions import ConfigurationError, GitError, PrefectStacksError
 
 
 def git_binary() -> str:
@@ -87,16 +87,6 @@ def ls_remote_heads(url: str, token: str | None = None, timeout: float = 120) ->
 
 
 _SHA_RE = re.compile(r"^[0-9a-f]{40}$")
-
-
-class GitError(PrefectStacksError):
-    """A git command failed; ``result`` is its :class:`ProcessResult` (argv masked, the
-    tail of stderr), ``step`` is ``"fetch"`` or ``"checkout"``."""
-
-    def __init__(self, message: str, *, step: str, result: ProcessResult) -> None:
-        self.step = step
-        self.result = result
-        super().__init__(message)
 
 
 def clone(

@@ -7,15 +7,9 @@ from typing import Any
 
 from prefect.client.orchestration import SyncPrefectClient
 
-from prefect_stacks.exceptions import PrefectStacksError
+from prefect_stacks.exceptions import PartialListing
 
 PAGE = 200
-
-
-class PartialListing(PrefectStacksError):
-    def __init__(self, got: int, expected: int) -> None:
-        super().__init__(f"got {got} of {expected}")
-        self.got, self.expected = got, expected
 
 
 def tagged_variable_values(client: SyncPrefectClient, tag: str) -> list[Any]:

@@ -34,6 +34,7 @@ start, wait), ``setup`` (work pool, blocks, deployments, automations, env.sh) an
 ``platform`` (LocalPlatform composing them, down, status).
 """
 
+from prefect_stacks.exceptions import LocalPlatformError
 from prefect_stacks.local.config import (
     DEFAULT_HOME,
     DEFAULT_HOST,
@@ -42,7 +43,6 @@ from prefect_stacks.local.config import (
     LOCAL_WEBAPP,
     WORKER_NAME,
     LocalConfig,
-    LocalPlatformError,
     Say,
     api_settings,
 )

@@ -10,8 +10,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from prefect_stacks.exceptions import PrefectStacksError
-
 DEFAULT_HOME = Path(".prefect-stacks")
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 4200
@@ -28,11 +26,6 @@ SERVER_STOP_GRACE = 15.0
 Say = Callable[[str], None]
 
 FOREIGN_ENV = ("PREFECT_SERVER_DATABASE_", "PREFECT_API_DATABASE_", "PREFECT__SERVER_")
-
-
-class LocalPlatformError(PrefectStacksError):
-    """The local server, worker or deployments could not be brought up (or down); the
-    message says what failed and where its log is."""
 
 
 @dataclass(frozen=True)

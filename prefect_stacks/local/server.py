@@ -8,7 +8,8 @@ import time
 
 import httpx
 
-from prefect_stacks.local.config import LocalConfig, LocalPlatformError
+from prefect_stacks.exceptions import LocalPlatformError
+from prefect_stacks.local.config import LocalConfig
 from prefect_stacks.local.ports import other_port_advice, port_in_use, port_owner
 from prefect_stacks.local.processes import (
     ManagedProcess,

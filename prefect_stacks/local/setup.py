@@ -15,12 +15,11 @@ import yaml
 from prefect_stacks._internal import prefect_api
 from prefect_stacks._internal.data import deployments_dir, stack_path
 from prefect_stacks._internal.process import run_process
-from prefect_stacks.exceptions import PrefectStacksError
+from prefect_stacks.exceptions import LocalPlatformError, PrefectStacksError
 from prefect_stacks.local.config import (
     DEPLOY_TIMEOUT,
     LOCAL_WEBAPP,
     LocalConfig,
-    LocalPlatformError,
     api_settings,
 )
 from prefect_stacks.local.processes import prefect_argv

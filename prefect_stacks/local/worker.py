@@ -6,10 +6,10 @@ from __future__ import annotations
 import time
 from datetime import datetime
 
+from prefect_stacks.exceptions import LocalPlatformError
 from prefect_stacks.local.config import (
     WORKER_NAME,
     LocalConfig,
-    LocalPlatformError,
     api_settings,
 )
 from prefect_stacks.local.processes import (

@@ -8,11 +8,9 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterable
 
+from prefect_stacks.exceptions import Busy
+
 SEEN_CAPACITY = 100_000
-
-
-class Busy(Exception):
-    """An identical delivery is still in flight after the wait."""
 
 
 class DeliveryLog:

@@ -12,14 +12,11 @@ from collections.abc import Awaitable, Callable
 from prefect.exceptions import ObjectNotFound
 
 from prefect_stacks.blocks.webhooks import WebhookSource
+from prefect_stacks.exceptions import SourceUnavailable
 
 SOURCE_TTL_SECONDS = 30.0
 # Concurrent block lookups against the Prefect server.
 LOOKUP_CONCURRENCY = 8
-
-
-class SourceUnavailable(Exception):
-    """The Prefect server could not say whether the source block exists."""
 
 
 class SourceCache:

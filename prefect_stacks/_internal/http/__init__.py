@@ -47,7 +47,7 @@ from prefect_stacks._internal.http.client import (
     clean_params,
     user_agent,
 )
-from prefect_stacks._internal.http.errors import Failure, HTTPServiceError
+from prefect_stacks._internal.http.errors import Failure
 from prefect_stacks._internal.http.pagination import follow_pages, parse_links
 from prefect_stacks._internal.http.rate_limit import (
     GitHubRateLimitPolicy,
@@ -66,6 +66,7 @@ from prefect_stacks._internal.http.retry import (
     retry_after_seconds,
     server_now,
 )
+from prefect_stacks.exceptions import HTTPServiceError
 
 __all__ = [
     "IDEMPOTENT_METHODS",

@@ -16,7 +16,6 @@ import httpx
 from prefect_stacks._internal.http.cache import ConditionalGet, ResponseCache, cache_key
 from prefect_stacks._internal.http.errors import (
     Failure,
-    HTTPServiceError,
     parse_body,
     service_message,
     short_url,
@@ -27,6 +26,7 @@ from prefect_stacks._internal.http.rate_limit import RateLimitPolicy, RateLimitW
 from prefect_stacks._internal.http.retry import IDEMPOTENT_METHODS, Pause, Retries, backoff_delay
 from prefect_stacks._internal.process import Redactor, default_logger
 from prefect_stacks._version import __version__
+from prefect_stacks.exceptions import HTTPServiceError
 
 
 def user_agent() -> str:

@@ -6,45 +6,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
-from prefect_stacks.exceptions import PrefectStacksError
-
-
-class HTTPServiceError(PrefectStacksError):
-    """An HTTP API answered with an error, or could not be reached (after the retries).
-
-    ``ambiguous`` is True when a request that is not idempotent may or may not have been
-    carried out (the connection broke after it was sent, or the server answered 5xx).
-    ``rate_limited`` is True when a rate limit outlasted the wait budget.
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status: int | None = None,
-        method: str | None = None,
-        url: str | None = None,
-        ambiguous: bool = False,
-        rate_limited: bool = False,
-        reset_at: datetime | None = None,
-        service_message: str | None = None,
-        errors: list[Any] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.method = method
-        self.url = url
-        self.ambiguous = ambiguous
-        self.rate_limited = rate_limited
-        self.reset_at = reset_at
-        self.service_message = service_message
-        self.errors = errors or []
+from prefect_stacks.exceptions import HTTPServiceError
 
 
 @dataclass(frozen=True)

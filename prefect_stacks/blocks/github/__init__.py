@@ -34,7 +34,6 @@ from prefect_stacks._internal.http import GitHubRateLimitPolicy
 from prefect_stacks.blocks.github.api import API_VERSION, GitHubClient
 from prefect_stacks.blocks.github.block import GITHUB_API_URL, GitHubRepository
 from prefect_stacks.blocks.github.cache import DEFAULT_CACHE_ENTRIES, GitHubResponseCache
-from prefect_stacks.blocks.github.errors import GitHubError
 from prefect_stacks.blocks.github.models import (
     MARKER_PREFIX,
     MAX_COMMENT_BODY,
@@ -48,6 +47,7 @@ from prefect_stacks.blocks.github.models import (
     marker_tag,
     sticky_body,
 )
+from prefect_stacks.exceptions import GitHubError
 
 __all__ = [
     "API_VERSION",

@@ -28,7 +28,7 @@ from prefect_stacks._internal.http import (
     WaitBudget,
 )
 from prefect_stacks._internal.process import default_logger
-from prefect_stacks.blocks.github.errors import GitHubError, describe_error
+from prefect_stacks.blocks.github.errors import describe_error
 from prefect_stacks.blocks.github.models import (
     STATUS_STATES,
     Comment,
@@ -47,6 +47,7 @@ from prefect_stacks.blocks.github.models import (
     reduce_sticky_comments,
     sticky_body,
 )
+from prefect_stacks.exceptions import GitHubError
 
 API_VERSION = "2022-11-28"
 MEDIA_TYPE = "application/vnd.github+json"

@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from prefect_stacks._internal.http import HttpResult, HTTPServiceError
+from prefect_stacks._internal.http import HttpResult
 from prefect_stacks._internal.process import Redactor
+from prefect_stacks.exceptions import GitHubError
 
 REQUIRED_PERMISSIONS = (
     "a fine-grained token needs, on this repository: Pull requests (read; write to "
@@ -15,13 +16,6 @@ REQUIRED_PERMISSIONS = (
     "Contents (read); a classic token needs the `repo` scope (`public_repo` for a public "
     "repository); an organization using SAML SSO must also authorize the token"
 )
-
-
-class GitHubError(HTTPServiceError):
-    """GitHub answered with an error, could not be reached, or kept rate-limiting past the
-    wait budget. The message names the block, what was asked and what to fix; the token
-    never appears in it. ``status``, ``service_message`` (GitHub's ``message``),
-    ``errors`` (GitHub's ``errors``), ``rate_limited`` and ``reset_at`` are attributes."""
 
 
 def describe_error(

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from prefect_stacks.blocks.github.errors import GitHubError
+from prefect_stacks.exceptions import GitHubError
 
 MAX_STATUS_DESCRIPTION = 140  # GitHub's limit on a commit status description
 MAX_COMMENT_BODY = 65536  # GitHub's limit on an issue/PR comment body (characters)

@@ -17,13 +17,13 @@ from typing import Any
 
 from pydantic import Field, SecretStr, field_validator
 
-from prefect_stacks._internal.git import GitError, clone
+from prefect_stacks._internal.git import clone
 from prefect_stacks._internal.process import default_logger
 from prefect_stacks.blocks.base import StacksBlock
 from prefect_stacks.blocks.terraform.backend import declares_backend, write_local_backend
 from prefect_stacks.blocks.terraform.plan import PlanSummary
 from prefect_stacks.blocks.terraform.workdir import StackOutputs, TerraformWorkdir
-from prefect_stacks.exceptions import ConfigurationError, StackError
+from prefect_stacks.exceptions import ConfigurationError, GitError, StackError
 from prefect_stacks.settings import get_settings
 
 _WORKSPACE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,89}$")
