@@ -238,17 +238,19 @@ class GitHubRepository(StacksBlock):
         return f"{parts.scheme}://{host}/{self.owner}/{self.repo}.git"
 
     # ----------------------------------------------------------------- secrets
-    def _token(self) -> str | None:
+    def git_token(self) -> str | None:
+        """The token as text, for a git clone (``_internal.git.clone(token=...)`` sends it
+        as a header); None when the repository is read anonymously."""
         return token_value(self.token)
 
     def _secrets(self) -> list[str]:
-        return token_secrets(self._token())
+        return token_secrets(self.git_token())
 
     def git_auth_env(self) -> tuple[dict[str, str], list[str]]:
         """Environment for our own git commands (``_internal.git.auth_env``: the token as an
         ``http.extraHeader`` through ``GIT_CONFIG_*``, never in a URL or argv) and the
         values to mask in their output. Pass both to ``run_process(env=, secrets=)``."""
-        return auth_env(self._token())
+        return auth_env(self.git_token())
 
     def format_git_credentials(self, url: str) -> str:
         """The URL with the token embedded, for Prefect's ``GitRepository`` (the
@@ -260,7 +262,7 @@ class GitHubRepository(StacksBlock):
         ssh), and for a host other than this repository's (the token is not handed to
         another server).
         """
-        token = self._token()
+        token = self.git_token()
         parts = urlsplit(url)
         if not token or parts.scheme.lower() != "https" or not parts.hostname:
             return url
