@@ -42,8 +42,8 @@ from prefect.events.actions import ActionTypes
 from prefect.events.schemas.automations import AutomationCore, EventTrigger
 from pydantic import TypeAdapter, ValidationError
 
-from prefect_stacks import events
 from prefect_stacks._internal import prefect_api
+from prefect_stacks.events.vocabulary import VOCABULARY, EventSpec
 from prefect_stacks.exceptions import ConfigurationError
 
 MANAGED_TAG = "prefect-stacks"
@@ -104,23 +104,23 @@ def template_references(template: str) -> list[list[str]]:
     return [list(p) for p in sorted(paths) if not any(q[: len(p)] == p and q != p for q in paths)]
 
 
-def expected_specs(expect: list[str] | set[str]) -> list[events.EventSpec] | None:
+def expected_specs(expect: list[str] | set[str]) -> list[EventSpec] | None:
     """Specs of the events a trigger expects; None when any is not ours (unchecked)."""
-    specs: list[events.EventSpec] = []
+    specs: list[EventSpec] = []
     for pattern in expect or []:
-        matched = [s for n, s in events.VOCABULARY.items() if fnmatch.fnmatchcase(n, pattern)]
+        matched = [s for n, s in VOCABULARY.items() if fnmatch.fnmatchcase(n, pattern)]
         if not matched:
             if pattern.startswith("stacks."):
                 raise ConfigurationError(
                     f"trigger expects {pattern!r}, which is not a prefect-stacks event; "
-                    f"known: {', '.join(sorted(events.VOCABULARY))}"
+                    f"known: {', '.join(sorted(VOCABULARY))}"
                 )
             return None
         specs.extend(matched)
     return specs or None
 
 
-def check_template(template: str, specs: list[events.EventSpec]) -> list[str]:
+def check_template(template: str, specs: list[EventSpec]) -> list[str]:
     """Problems with ``template`` for events of ``specs`` (empty when fine)."""
     try:
         refs = template_references(template)

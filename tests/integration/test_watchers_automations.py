@@ -16,7 +16,7 @@ from prefect import get_client
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
 
 from prefect_stacks import events
-from prefect_stacks.events import automations
+from prefect_stacks.events import automations, watching
 from prefect_stacks.exceptions import ConfigurationError
 from prefect_stacks.flows.stacks import stack_plan
 from prefect_stacks.flows.watchers import git_watcher
@@ -127,7 +127,7 @@ def test_state_is_kept_when_the_server_refuses_the_event(
     def refuse(evts, **kwargs):
         raise events.EmitError("the Prefect server did not accept 1 event(s): 503")
 
-    monkeypatch.setattr(events, "emit", refuse)
+    monkeypatch.setattr(watching, "emit", refuse)  # what watch() emits with
     state = git_watcher(repository=repository, watcher=watcher, return_state=True)
     assert state.is_failed() and "did not accept" in state.message
     monkeypatch.undo()
