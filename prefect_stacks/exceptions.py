@@ -181,3 +181,46 @@ class SourceUnavailable(Exception):
 
 class Busy(Exception):
     """An identical delivery is still in flight after the wait."""
+
+
+# ------------------------------------------------------------ events
+class EmitError(PrefectStacksError):
+    """The Prefect server did not accept the events (unreachable, or an error)."""
+
+
+# ------------------------------------------------------------ refused webhook deliveries
+# Answered with the class's 4xx status; ``reason`` is safe to send back to the sender.
+class WebhookError(Exception):
+    """A delivery answered with a 4xx status; ``reason`` is safe to send back."""
+
+    status = 400
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class BadRequest(WebhookError):
+    status = 400
+
+
+class Unauthorized(WebhookError):
+    status = 401
+
+
+class UnsupportedMediaType(WebhookError):
+    status = 415
+
+
+class TooLarge(WebhookError):
+    status = 413
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"body larger than {limit} bytes")
+
+
+class TooSlow(WebhookError):
+    status = 408
+
+    def __init__(self, timeout: float) -> None:
+        super().__init__(f"body not received within {timeout:g} s")

@@ -15,11 +15,7 @@ from prefect.events import Event
 from prefect.settings import PREFECT_API_URL
 
 from prefect_stacks._internal.prefect_api import apost_events, post_events
-from prefect_stacks.exceptions import PrefectStacksError
-
-
-class EmitError(PrefectStacksError):
-    """The Prefect server did not accept the events (unreachable, or an error)."""
+from prefect_stacks.exceptions import EmitError
 
 
 def _payload(events: Iterable[Event]) -> list[dict[str, Any]]:

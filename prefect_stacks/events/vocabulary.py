@@ -1,7 +1,8 @@
 """The event vocabulary: every event name with its resource and payload (``VOCABULARY``),
 and the builders that make those events (``git_commit``, ``pull_request`` ...).
 
-Over 400 lines: the names and the builders that fill exactly their payloads are one contract.
+Longer than 400 lines because the names and the builders that fill exactly their payloads
+are one contract.
 
 Watchers (polling) and the webhook receiver build their events with the functions here,
 so a verified delivery is exactly the event a watcher would emit: same name, same

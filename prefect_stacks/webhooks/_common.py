@@ -16,7 +16,12 @@ from prefect.events import Event
 from starlette.datastructures import Headers
 
 from prefect_stacks import events
-from prefect_stacks.exceptions import ConfigurationError
+from prefect_stacks.exceptions import (
+    BadRequest,
+    ConfigurationError,
+    Unauthorized,
+    UnsupportedMediaType,
+)
 
 # Longest string taken from a delivery into an event (titles, refs, URLs ...).
 MAX_TEXT = 2048
@@ -33,28 +38,6 @@ _DIGEST_RE = re.compile(r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,}$")
 _HOST_RE = re.compile(r"^(?:[a-z0-9][a-z0-9.-]{0,252}|\[[0-9a-f:.]+\])(?::[0-9]{1,5})?$")
 # C0 controls but tab, newline, carriage return: NUL and friends break some databases.
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-
-
-class WebhookError(Exception):
-    """A delivery answered with a 4xx status; ``reason`` is safe to send back."""
-
-    status = 400
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-class BadRequest(WebhookError):
-    status = 400
-
-
-class Unauthorized(WebhookError):
-    status = 401
-
-
-class UnsupportedMediaType(WebhookError):
-    status = 415
 
 
 MISSING_SIGNATURE = "missing signature"

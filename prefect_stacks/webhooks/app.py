@@ -45,10 +45,9 @@ from starlette.routing import Match, Route
 
 from prefect_stacks import events
 from prefect_stacks.blocks.webhooks import WebhookSource
-from prefect_stacks.events import EmitError
-from prefect_stacks.exceptions import Busy, SourceUnavailable
+from prefect_stacks.exceptions import BadRequest, Busy, EmitError, SourceUnavailable, WebhookError
 from prefect_stacks.webhooks import generic, github, gitlab, registry
-from prefect_stacks.webhooks._common import BadRequest, Translation, WebhookError
+from prefect_stacks.webhooks._common import Translation
 from prefect_stacks.webhooks.body import BODY_TIMEOUT_SECONDS, read_body
 from prefect_stacks.webhooks.deliveries import SEEN_CAPACITY, DeliveryLog
 from prefect_stacks.webhooks.sources import (

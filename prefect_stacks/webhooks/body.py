@@ -12,24 +12,10 @@ import asyncio
 
 from starlette.requests import Request
 
-from prefect_stacks.webhooks._common import BadRequest, WebhookError
+from prefect_stacks.exceptions import BadRequest, TooLarge, TooSlow
 
 # Seconds a client has to send the whole body.
 BODY_TIMEOUT_SECONDS = 10.0
-
-
-class TooLarge(WebhookError):
-    status = 413
-
-    def __init__(self, limit: int) -> None:
-        super().__init__(f"body larger than {limit} bytes")
-
-
-class TooSlow(WebhookError):
-    status = 408
-
-    def __init__(self, timeout: float) -> None:
-        super().__init__(f"body not received within {timeout:g} s")
 
 
 async def read_body(request: Request, limit: int, timeout: float = BODY_TIMEOUT_SECONDS) -> bytes:

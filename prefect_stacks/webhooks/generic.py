@@ -23,12 +23,11 @@ from starlette.datastructures import Headers
 
 from prefect_stacks import events
 from prefect_stacks.blocks.webhooks import WebhookSource
+from prefect_stacks.exceptions import BadRequest, Unauthorized
 from prefect_stacks.webhooks._common import (
     MISSING_SIGNATURE,
-    BadRequest,
     Delivery,
     Translation,
-    Unauthorized,
     boolean,
     check_signature,
     delivery_id,

@@ -22,11 +22,10 @@ from starlette.datastructures import Headers
 
 from prefect_stacks import events
 from prefect_stacks.blocks.webhooks import WebhookSource
+from prefect_stacks.exceptions import BadRequest, UnsupportedMediaType
 from prefect_stacks.webhooks._common import (
-    BadRequest,
     Delivery,
     Translation,
-    UnsupportedMediaType,
     body_digest,
     boolean,
     branch_of,

@@ -19,8 +19,8 @@ from starlette.datastructures import Headers
 
 from prefect_stacks import events
 from prefect_stacks.blocks.webhooks import WebhookSource
+from prefect_stacks.exceptions import BadRequest
 from prefect_stacks.webhooks._common import (
-    BadRequest,
     Delivery,
     Translation,
     body_digest,
