@@ -145,7 +145,7 @@ def watch(
             was accepted and before the key is forgotten; a raise keeps the key.
 
     Returns ``{"emitted": [...], "baseline": [...], "forgotten": [...], "kept": [...]}``
-    (keys, in the order handled: sorted as strings).
+    (keys, in the order handled: :func:`key_order`).
     """
     run = _WatchRun(watcher, WatcherState(watcher), get_run_logger())
     seen = run.state.load()
@@ -168,6 +168,12 @@ def watch(
     return run.report
 
 
+def key_order(key: str) -> tuple[int, int, str]:
+    """The order keys are handled in: numbers by value (pull request 9 before 10), then
+    the rest as strings."""
+    return (0, int(key), "") if key.isdigit() else (1, 0, key)
+
+
 @dataclass
 class _WatchRun:
     """One run of :func:`watch`: its state, its logger and what it did so far."""
@@ -180,7 +186,7 @@ class _WatchRun:
     )
 
     def record_baseline(self, observed: dict[str, str]) -> None:
-        for key, version in sorted(observed.items()):
+        for key, version in sorted(observed.items(), key=lambda item: key_order(item[0])):
             self.state.save(key, version)
             self.report["baseline"].append(key)
         self.state.save(BASELINE_KEY, "1")
@@ -200,7 +206,7 @@ class _WatchRun:
     ) -> None:
         changes = [
             (key, version, seen.get(key))
-            for key, version in sorted(observed.items())
+            for key, version in sorted(observed.items(), key=lambda item: key_order(item[0]))
             if seen.get(key) != version
         ]
         size = 1 if on_new is not None else EMIT_BATCH
@@ -225,7 +231,7 @@ class _WatchRun:
         confirm_gone: ConfirmGone | None,
         on_gone: OnGone | None,
     ) -> None:
-        for key in sorted(set(seen) - set(observed) - {BASELINE_KEY}):
+        for key in sorted(set(seen) - set(observed) - {BASELINE_KEY}, key=key_order):
             previous = seen[key]
             verdict = confirm_gone(key, previous) if confirm_gone is not None else None
             if verdict is False:
