@@ -4,20 +4,17 @@ destroy, each a deployment in ``deployments/prefect.yaml``."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timezone
-from typing import Any, Literal
+from typing import Any
 
-from prefect import flow, get_client, get_run_logger, pause_flow_run
-from prefect.artifacts import create_link_artifact, create_markdown_artifact
-from prefect.exceptions import FlowPauseTimeout
-from prefect.input import RunInput
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_link_artifact
 from prefect.runtime import flow_run
-from prefect.states import Cancelled, Completed, Failed, Running, State
-from pydantic import Field
+from prefect.states import Completed, State
 
 from prefect_stacks import events
 from prefect_stacks._internal.failures import fails_cleanly
 from prefect_stacks._internal.parameters import NO_TEXT, NO_VARIABLES, Text, Variables
+from prefect_stacks.approvals import refusal, request_approval
 from prefect_stacks.blocks.terraform import (
     PlanSummary,
     artifact_key,
@@ -66,28 +63,10 @@ def _check_parameters(workspace: str, approval_timeout: int | None = None) -> No
         )
 
 
-def _duration(seconds: int) -> str:
-    if seconds % 3600 == 0:
-        return f"{seconds // 3600} h"
-    if seconds % 60 == 0:
-        return f"{seconds // 60} min"
-    return f"{seconds} s"
-
-
 def _not_applied(state: type[State], message: str) -> State:
     """End an apply that changed nothing: one WARNING line, the run in ``state``."""
     get_run_logger().warning("%s", message)
     return state(message=message)
-
-
-def _resume_expired_pause() -> None:
-    """Put the run back to Running after its pause expired: the server turns any state
-    proposed from an expired pause into Failed("... never resumed."), which would hide
-    the message the run ends with (what was applied, what to do)."""
-    with get_client(sync_client=True) as client:
-        client.set_flow_run_state(
-            flow_run.id, Running(message="no approval in time; ending the run"), force=True
-        )
 
 
 def _announce(plan: PlanSummary, url: str | None) -> None:
@@ -111,51 +90,6 @@ def _announce(plan: PlanSummary, url: str | None) -> None:
         )
     except events.EmitError as exc:
         get_run_logger().warning("could not announce the apply: %s", exc)
-
-
-class ApprovalInput(RunInput):
-    """The form shown in the Prefect UI when an apply waits for approval."""
-
-    decision: Literal["approve", "reject"] = Field(
-        description="Approve applies the plan shown above; reject ends the run unchanged."
-    )
-    approver: str = Field(
-        min_length=1, description="Who decides (name or handle); recorded with the run."
-    )
-    comment: str = Field(default="", description="Why; recorded with the run.")
-
-
-def request_approval(plan: PlanSummary, timeout: int) -> ApprovalInput | None:
-    """Pause the run until someone approves or rejects the plan in the UI (or through
-    the API), and record who decided and why as an artifact. None when nobody decided
-    within ``timeout`` seconds."""
-    logger = get_run_logger()
-    logger.info("waiting for approval: %s (resume the run in the UI)", plan.headline())
-    try:
-        answer: ApprovalInput = pause_flow_run(
-            wait_for_input=ApprovalInput.with_initial_data(
-                description=plan.to_markdown() + "\n\nApprove to apply this plan.",
-            ),
-            timeout=timeout,
-        )
-    except FlowPauseTimeout:
-        _resume_expired_pause()
-        return None
-    at = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    verdict = "approved" if answer.decision == "approve" else "rejected"
-    if answer.decision == "approve":
-        logger.info("apply approved by %s: %s", answer.approver, answer.comment or "-")
-    create_markdown_artifact(
-        key=artifact_key("approval", plan.stack, plan.workspace),
-        markdown=(
-            f"### Apply {verdict}: `{plan.stack}` / `{plan.workspace}`\n\n"
-            f"| by | at | comment |\n|---|---|---|\n"
-            f"| {answer.approver} | {at} | {answer.comment or '-'} |\n\n"
-            f"Plan: {plan.headline()}"
-        ),
-        description=f"{verdict} by {answer.approver}",
-    )
-    return answer
 
 
 @flow(name="stack-plan", flow_run_name=_run_name("plan"), log_prints=True)
@@ -204,19 +138,8 @@ def stack_apply(
         if plan.has_changes:
             if require_approval:
                 answer = request_approval(plan, approval_timeout)
-                if answer is None:
-                    return _not_applied(
-                        Failed,
-                        f"nobody approved or rejected the plan within {_duration(approval_timeout)}"
-                        f" (approval_timeout={approval_timeout}): nothing was applied. Run "
-                        "stack-apply again for a fresh plan to approve, or raise approval_timeout.",
-                    )
-                if answer.decision != "approve":
-                    return _not_applied(
-                        Cancelled,
-                        f"apply rejected by {answer.approver} ({answer.comment or 'no comment'}):"
-                        f" nothing was applied to {plan.stack}/{plan.workspace}",
-                    )
+                if refused := refusal(answer, plan, approval_timeout, rerun="stack-apply"):
+                    return _not_applied(*refused)
             terraform_apply(workdir, plan)
         else:
             logger.info("no changes: nothing to apply")
