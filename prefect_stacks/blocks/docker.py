@@ -4,7 +4,8 @@
 Dockerfile, context, and the names of a prefect-docker ``DockerHost`` block and a
 ``DockerRegistryCredentials`` block); :func:`build_image` builds it on that Docker host,
 tags it with the given tag (a commit SHA), pushes it, and returns the pushed reference
-pinned by digest (``registry/app:<sha>@sha256:...``), the string a deploy should use.
+pinned by digest (``registry/app:<sha>@sha256:...``), the string a deploy should use;
+:func:`build_and_push` is that as a task, for a commit of an environment.
 
 The Docker client comes from the ``DockerHost`` block (``get_client()``; no block means
 Docker's own environment: ``DOCKER_HOST`` or the local socket). prefect-docker's
@@ -21,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from prefect import task
+from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, Field, field_validator
 
 from prefect_stacks._internal.process import default_logger
@@ -172,6 +175,26 @@ def build_image(
     built = BuiltImage(repository=spec.image, tag=tag, image_id=image_id, digest=digest)
     log.info("image %s", built.reference)
     return built
+
+
+@task(cache_policy=NO_CACHE, task_run_name="image-build")
+def build_and_push(
+    spec: ImageBuild, checkout: Path, sha: str, source: str, environment: str
+) -> str:
+    """The image of commit ``sha`` (from ``checkout``, a clone of ``source``) for
+    ``environment``: tagged with the SHA, labelled (OCI revision and source, the
+    environment) and pushed; returns ``image:sha@digest``."""
+    built = build_image(
+        spec,
+        checkout,
+        sha,
+        labels={
+            "org.opencontainers.image.revision": sha,
+            "org.opencontainers.image.source": source,
+            "dev.prefect-stacks.environment": environment,
+        },
+    )
+    return built.reference
 
 
 def _docker_client(block_name: str | None) -> tuple[Any, str]:

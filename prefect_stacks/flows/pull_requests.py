@@ -21,12 +21,9 @@
 from __future__ import annotations
 
 import shutil
-import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 from prefect import flow, get_client, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import (
@@ -39,45 +36,37 @@ from prefect.deployments.runner import DeploymentApplyError, EntrypointType
 from prefect_stacks import events
 from prefect_stacks._internal import prefect_api
 from prefect_stacks._internal.failures import fails_cleanly
-from prefect_stacks._internal.git import git_binary, redact_url
+from prefect_stacks._internal.git import redact_url
 from prefect_stacks._internal.parameters import NO_TEXT, NO_VARIABLES, Text, Variables
-from prefect_stacks._internal.prefect_api import current_flow_run_url
-from prefect_stacks._internal.process import run_process
 from prefect_stacks.blocks.base import load_block
-from prefect_stacks.blocks.docker import ImageBuild, build_image
+from prefect_stacks.blocks.docker import ImageBuild, build_and_push
 from prefect_stacks.blocks.github import GitHubRepository, PullRequest
-from prefect_stacks.blocks.terraform import (
-    load_stack,
-    terraform_apply,
-    terraform_init,
-    terraform_outputs,
-    terraform_plan,
-)
-from prefect_stacks.environments import (
+from prefect_stacks.blocks.terraform import load_stack
+from prefect_stacks.environments.deploy_steps import apply_stack, build, checkout, smoke_check
+from prefect_stacks.environments.ledger import EnvironmentLedger
+from prefect_stacks.environments.lifecycle import (
     TEARDOWN_DEPLOYMENT,
-    Environment,
-    EnvironmentLedger,
-    EnvironmentState,
-)
-from prefect_stacks.exceptions import ConfigurationError, PrefectStacksError
-from prefect_stacks.flows.environments import (
     finish_deploy,
     start_deploy,
-    teardown,
 )
+from prefect_stacks.environments.models import EnvironmentState
+from prefect_stacks.environments.pull_requests import (
+    FeatureEnvironmentSettings,
+    ensure_entry,
+    env_name,
+    nothing_to_deploy,
+    record_head,
+    report_deploying,
+    report_destroyed,
+    report_failed,
+    report_ready,
+)
+from prefect_stacks.environments.teardown import teardown
+from prefect_stacks.exceptions import ConfigurationError, PrefectStacksError
 from prefect_stacks.flows.watchers import default_watcher_name
 
 FEATURE_FLOW = "feature-environment"
 CLEANUP_DEPLOYMENT = "feature-environment-cleanup/default"
-COMMENT_MARKER = "environment"
-
-
-def env_name(number: int) -> str:
-    return f"PR_{int(number)}"
-
-
-def status_context(number: int) -> str:
-    return f"prefect-stacks/{env_name(number)}"
 
 
 def _github(name: str) -> GitHubRepository:
@@ -176,13 +165,13 @@ def pull_request_watcher(
         "merged": [],
         "kept": [],
     }
-    settings = {
-        "repository": repository,
-        "stack": stack,
-        "build_command": build_command,
-        "image_build": image_build.model_dump(mode="json") if image_build else None,
-        "variables": variables or {},
-    }
+    settings = FeatureEnvironmentSettings(
+        repository=repository,
+        stack=stack,
+        build_command=build_command,
+        image_build=image_build,
+        variables=variables or {},
+    )
     for number, pr in sorted(wanted.items()):
         previous = seen.get(str(number))
         if previous == pr.head_sha:
@@ -232,64 +221,22 @@ def pull_request_watcher(
     return report
 
 
-def deploy_pull_request(pr: PullRequest, settings: dict[str, Any], work_pool: str) -> str:
+def deploy_pull_request(
+    pr: PullRequest, settings: FeatureEnvironmentSettings, work_pool: str
+) -> str:
     """Ensure PR_<n> (ledger entry and deployment) and run it for the head commit; older
     runs still queued are deleted (the newest head supersedes them). Returns the run id."""
     name = env_name(pr.number)
     ledger = EnvironmentLedger()
-    env = ledger.find(name)
-    if env is None or env.state == EnvironmentState.destroyed:
-        env = ledger.create(
-            Environment(
-                name=name,
-                kind="pr",
-                owner=pr.author,
-                stack=settings["stack"],
-                workspace=name,
-                variables=dict(settings["variables"]),
-                expires_at=None,
-                desired_version=pr.head_sha,
-            )
-        )
-    with get_client(sync_client=True) as client:
-        found = prefect_api.deployment_id(client, f"{FEATURE_FLOW}/{name}")
-    deployment_id = str(found) if found else None
-    if deployment_id is None:
-        # Created once, never re-applied: re-applying replaces the deployment's
-        # concurrency limit, and a run holding the old one's slot would then overlap the
-        # next. The settings travel with each run's parameters instead.
-        deployment = feature_environment.to_deployment(
-            name=name,
-            parameters={"number": pr.number, **settings},
-            concurrency_limit=ConcurrencyLimitConfig(
-                limit=1, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE
-            ),
-            work_pool_name=work_pool,
-            entrypoint_type=EntrypointType.MODULE_PATH,
-            tags=[f"env:{name}", "project:prefect-stacks"],
-            description=f"Deploys each new commit of pull request #{pr.number} into {name}.",
-        )
-        try:
-            deployment_id = str(deployment.apply())
-        except DeploymentApplyError as exc:
-            raise ConfigurationError(
-                f"could not create deployment {FEATURE_FLOW}/{name}: {exc} (the "
-                f"pull-request-watcher parameter work_pool names the pool; `prefect work-pool "
-                f"ls` lists them)"
-            ) from exc
-
-    def record(e: Environment) -> None:
-        e.desired_version = pr.head_sha
-        if deployment_id not in e.objects.deployments:
-            e.objects.deployments.append(deployment_id)
-
-    ledger.update(name, record)
+    ensure_entry(pr, settings, ledger)
+    deployment_id = ensure_feature_deployment(pr.number, settings, work_pool)
+    record_head(name, pr.head_sha, deployment_id, ledger)
     with get_client(sync_client=True) as client:
         # runs of an older head that have not started are pointless now
         prefect_api.delete_scheduled_runs(client, deployment_id)
     run = run_deployment(
         f"{FEATURE_FLOW}/{name}",
-        parameters={"number": pr.number, **settings, "sha": pr.head_sha},
+        parameters=settings.parameters(pr.number, sha=pr.head_sha),
         timeout=0,
         as_subflow=False,
         tags=[f"env:{name}", f"sha:{pr.head_sha[:12]}"],
@@ -297,95 +244,41 @@ def deploy_pull_request(pr: PullRequest, settings: dict[str, Any], work_pool: st
     return str(run.id)
 
 
+def ensure_feature_deployment(
+    number: int, settings: FeatureEnvironmentSettings, work_pool: str
+) -> str:
+    """The id of deployment ``feature-environment/PR_<n>``, created when missing.
+
+    Created once, never re-applied: re-applying replaces the deployment's concurrency
+    limit, and a run holding the old one's slot would then overlap the next. The
+    settings travel with each run's parameters instead."""
+    name = env_name(number)
+    with get_client(sync_client=True) as client:
+        found = prefect_api.deployment_id(client, f"{FEATURE_FLOW}/{name}")
+    if found:
+        return str(found)
+    deployment = feature_environment.to_deployment(
+        name=name,
+        parameters=settings.parameters(number),
+        concurrency_limit=ConcurrencyLimitConfig(
+            limit=1, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE
+        ),
+        work_pool_name=work_pool,
+        entrypoint_type=EntrypointType.MODULE_PATH,
+        tags=[f"env:{name}", "project:prefect-stacks"],
+        description=f"Deploys each new commit of pull request #{number} into {name}.",
+    )
+    try:
+        return str(deployment.apply())
+    except DeploymentApplyError as exc:
+        raise ConfigurationError(
+            f"could not create deployment {FEATURE_FLOW}/{name}: {exc} (the "
+            f"pull-request-watcher parameter work_pool names the pool; `prefect work-pool "
+            f"ls` lists them)"
+        ) from exc
+
+
 # --------------------------------------------------------------------------- deploy
-
-
-def comment_body(env: Environment, sha: str, state: str, detail: str = "") -> str:
-    lines = [
-        f"### Environment `{env.name}`",
-        "",
-        "| | |",
-        "|---|---|",
-        f"| state | **{state}** |",
-        f"| commit | `{sha[:12]}` |",
-        f"| URL | {env.url or '—'} |",
-    ]
-    run_url = current_flow_run_url()
-    if run_url:
-        lines.append(f"| Prefect run | [{run_url.rsplit('/', 1)[-1][:8]}]({run_url}) |")
-    if detail:
-        lines += ["", detail]
-    return "\n".join(lines)
-
-
-@task(cache_policy=NO_CACHE, task_run_name="checkout-{sha:.12}")
-def checkout(block: GitHubRepository, sha: str) -> Path:
-    """A fresh clone of the repository at ``sha`` (real git; the token as a header)."""
-    git = git_binary()
-    dest = Path(tempfile.mkdtemp(prefix="prefect-stacks-pr-"))
-    env, secrets = block.git_auth_env()
-    steps = [
-        [git, "init", "-q"],
-        [git, "remote", "add", "origin", "--", block.get_clone_url()],
-        [git, "fetch", "-q", "--depth", "1", "origin", "--", sha],
-        [git, "-c", "advice.detachedHead=false", "checkout", "-q", "FETCH_HEAD"],
-    ]
-    for argv in steps:
-        result = run_process(argv, cwd=dest, env=env, secrets=secrets, stream=False)
-        if result.returncode != 0:
-            shutil.rmtree(dest, ignore_errors=True)
-            raise PrefectStacksError(
-                f"could not check out {sha[:12]} of {block.full_name}: {result.stderr_tail()}"
-            )
-    return dest
-
-
-@task(cache_policy=NO_CACHE, task_run_name="build")
-def build(command: list[str], workdir: Path, number: int, sha: str) -> None:
-    result = run_process(
-        command,
-        cwd=workdir,
-        env={"PR_NUMBER": str(number), "GIT_SHA": sha, "ENVIRONMENT": env_name(number)},
-        prefix="build: ",
-    )
-    if result.returncode != 0:
-        raise PrefectStacksError(
-            f"build command {command[0]!r} failed (exit {result.returncode}): "
-            f"{result.stderr_tail()}"
-        )
-
-
-@task(cache_policy=NO_CACHE, task_run_name="image-build")
-def build_and_push(spec: ImageBuild, workdir: Path, number: int, sha: str, source: str) -> str:
-    """The commit's image, tagged with its SHA and pushed; returns image:sha@digest."""
-    built = build_image(
-        spec,
-        workdir,
-        sha,
-        labels={
-            "org.opencontainers.image.revision": sha,
-            "org.opencontainers.image.source": source,
-            "dev.prefect-stacks.environment": env_name(number),
-        },
-    )
-    return built.reference
-
-
-@task(cache_policy=NO_CACHE, task_run_name="smoke-check")
-def smoke_check(url: str, expect: str, timeout: float = 30.0) -> None:
-    """The page answers 200 and shows ``expect`` (the deployed commit)."""
-    deadline = time.monotonic() + timeout
-    last = ""
-    while time.monotonic() < deadline:
-        try:
-            response = httpx.get(url, timeout=5)
-            if response.status_code == 200 and expect in response.text:
-                return
-            last = f"HTTP {response.status_code}, {expect!r} not on the page"
-        except httpx.HTTPError as exc:
-            last = f"{type(exc).__name__}: {exc}"
-        time.sleep(0.5)
-    raise PrefectStacksError(f"smoke check of {url} failed after {timeout:.0f} s: {last}")
 
 
 @flow(name=FEATURE_FLOW, flow_run_name="{repository}-pr-{number}-{sha:.7}")
@@ -413,20 +306,14 @@ def feature_environment(
         variables: Extra stack variables.
         smoke: Check that the environment's URL answers and shows the SHA.
     """
-    logger = get_run_logger()
     name = env_name(number)
     ledger = EnvironmentLedger()
     env = ledger.get(name)
-    if not env.is_live or env.state == EnvironmentState.destroying:
-        logger.info("%s is %s: nothing to deploy", name, env.state.value)
-        return {"name": name, "state": env.state.value}
-    if env.desired_version and env.desired_version != sha:
-        logger.info("%s now wants %s: %s superseded", name, env.desired_version[:12], sha[:12])
-        return {"name": name, "state": "superseded"}
+    skipped = nothing_to_deploy(env, sha)
+    if skipped:
+        return {"name": name, "state": skipped}
     block = _github(repository)
-    context = status_context(number)
-    block.set_commit_status(sha, "pending", context, f"Deploying {name}", current_flow_run_url())
-    block.upsert_sticky_comment(number, COMMENT_MARKER, comment_body(env, sha, "deploying"))
+    report_deploying(block, number, env, sha)
     start_deploy(name, ledger)
     workdir: Path | None = None
     image: str | None = None
@@ -437,33 +324,14 @@ def feature_environment(
         stack_variables = {**(variables or {}), "app_version": sha}
         if image_build:
             source = redact_url(block.get_clone_url())
-            image = build_and_push(image_build, workdir, number, sha, source)
+            image = build_and_push(image_build, workdir, sha, source, name)
             stack_variables[image_build.variable] = image
-        stack_block = load_stack(stack, stack_variables)
-        with terraform_init(stack_block, name) as tf:
-            plan = terraform_plan(tf)
-            terraform_apply(tf, plan)
-            outputs = terraform_outputs(tf)
-        url = outputs.values.get("url")
-        url = url if isinstance(url, str) else None
+        url = apply_stack(load_stack(stack, stack_variables), name)
         if smoke and url:
             smoke_check(url, sha)
     except BaseException as exc:
         env = finish_deploy(name, ledger, TEARDOWN_DEPLOYMENT, exc=exc, version=sha)
-        try:
-            block.set_commit_status(
-                sha,
-                "failure",
-                context,
-                f"{name}: deploy failed",
-                current_flow_run_url(),
-            )
-            detail = f"Deploy failed: `{type(exc).__name__}: {str(exc)[:500]}`"
-            block.upsert_sticky_comment(
-                number, COMMENT_MARKER, comment_body(env, sha, "failed", detail)
-            )
-        except Exception as report_exc:  # noqa: BLE001 - the deploy error matters more
-            logger.error("could not report the failure to GitHub: %s", report_exc)
+        report_failed(block, number, env, sha, exc)
         raise
     finally:
         if workdir is not None:
@@ -471,10 +339,8 @@ def feature_environment(
     env = finish_deploy(name, ledger, TEARDOWN_DEPLOYMENT, url=url, version=sha)
     if env.state != EnvironmentState.ready:
         return {"name": name, "state": env.state.value}
-    block.set_commit_status(sha, "success", context, f"{name} is up to date", env.url)
-    detail = f"Image `{image}`" if image else ""
-    block.upsert_sticky_comment(number, COMMENT_MARKER, comment_body(env, sha, "ready", detail))
-    logger.info("%s runs %s at %s", name, sha[:12], env.url)
+    report_ready(block, number, env, sha, image)
+    get_run_logger().info("%s runs %s at %s", name, sha[:12], env.url)
     result = {"name": name, "url": env.url, "sha": sha, "state": "ready"}
     return {**result, "image": image} if image else result
 
@@ -495,27 +361,11 @@ def feature_environment_cleanup(number: int, repository: str, merged: bool = Fal
     """
     name = env_name(number)
     ledger = EnvironmentLedger()
-    env = ledger.find(name)
-    if env is None:
+    if ledger.find(name) is None:
         get_run_logger().info("%s has no ledger entry: nothing to clean up", name)
         return "already gone"
     outcome = teardown(name, "requested", ledger=ledger)
     if outcome not in ("destroyed", "already destroyed"):
         raise PrefectStacksError(f"{name}: teardown {outcome}; it is retried")
-    block = _github(repository)
-    why = "merged" if merged else "closed"
-    env = ledger.get(name)
-    block.upsert_sticky_comment(
-        number,
-        COMMENT_MARKER,
-        comment_body(env, env.deployed_version or "-" * 12, "destroyed", f"Pull request {why}."),
-    )
-    if env.deployed_version:
-        block.set_commit_status(
-            env.deployed_version,
-            "success",
-            status_context(number),
-            f"{name} destroyed ({why})",
-            None,
-        )
+    report_destroyed(_github(repository), number, ledger.get(name), merged)
     return outcome

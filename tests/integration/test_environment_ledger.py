@@ -161,12 +161,12 @@ def test_durations():
 
 
 def test_a_busy_lock_is_a_clear_error_and_changes_nothing(prefect_harness, monkeypatch):
-    import prefect_stacks.environments as environments
+    from prefect_stacks.environments import locks
 
     ledger = EnvironmentLedger()
     name = _name("busy")
     ledger.create(_env(name))
-    monkeypatch.setattr(environments, "LOCK_TIMEOUT_SECONDS", 1.5)
+    monkeypatch.setattr(locks, "LOCK_TIMEOUT_SECONDS", 1.5)
     with ledger.lock(name):  # another writer holds the stripe
         with pytest.raises(LedgerError, match=r"within 1.5s .*prefect-stacks-ledger-\d\d"):
             ledger.update(name, lambda e: setattr(e, "owner", "mallory"))
@@ -210,9 +210,9 @@ def test_a_held_lock_renews_its_lease_and_releases_it(prefect_harness, monkeypat
     from prefect import get_client
     from prefect.client.orchestration import SyncPrefectClient
 
-    import prefect_stacks.environments as environments
+    from prefect_stacks.environments import locks
 
-    monkeypatch.setattr(environments, "LOCK_RENEW_SECONDS", 0.3)
+    monkeypatch.setattr(locks, "LOCK_RENEW_SECONDS", 0.3)
     leases: list = []
     renew = SyncPrefectClient.renew_concurrency_lease
 
@@ -240,12 +240,12 @@ def test_a_held_lock_renews_its_lease_and_releases_it(prefect_harness, monkeypat
 def test_a_deleted_lock_limit_is_a_clear_error(prefect_harness):
     from prefect import get_client
 
-    from prefect_stacks.environments import _lock_name
+    from prefect_stacks.environments.locks import lock_name
 
     ledger = EnvironmentLedger()
     name = _name("gone")
     ledger.create(_env(name))  # the stripe's limit now exists (and is remembered)
-    lock = _lock_name(name)
+    lock = lock_name(name)
     with get_client(sync_client=True) as client:
         client.delete_global_concurrency_limit_by_name(lock)
     try:

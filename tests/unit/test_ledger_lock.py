@@ -6,8 +6,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from prefect_stacks import environments
-from prefect_stacks.environments import LimitBusy, _acquire_lease
+from prefect_stacks.environments import locks
+from prefect_stacks.environments.locks import LimitBusy, acquire_lease
 
 LEASE = "7f0c3f9e-3b4a-4a53-9d0e-2f8a5e6f1b2c"
 
@@ -35,25 +35,25 @@ class Client:
 
 @pytest.fixture(autouse=True)
 def _fast(monkeypatch):
-    monkeypatch.setattr(environments, "LOCK_POLL_FIRST_SECONDS", 0.01)
-    monkeypatch.setattr(environments, "LOCK_POLL_MAX_SECONDS", 0.02)
-    monkeypatch.setattr(environments, "_lease_holder", lambda: None)
+    monkeypatch.setattr(locks, "LOCK_POLL_FIRST_SECONDS", 0.01)
+    monkeypatch.setattr(locks, "LOCK_POLL_MAX_SECONDS", 0.02)
+    monkeypatch.setattr(locks, "_lease_holder", lambda: None)
 
 
 def test_busy_and_unavailable_answers_are_waited_out():
     client = Client([_status(423), _status(503), httpx.ConnectError("refused"), _status(500)])
-    assert str(_acquire_lease(client, "stripe-01", timeout_seconds=10)) == LEASE
+    assert str(acquire_lease(client, "stripe-01", timeout_seconds=10)) == LEASE
     assert client.calls == 5
 
 
 def test_other_refusals_are_raised_at_once():
     client = Client([_status(404)])
     with pytest.raises(httpx.HTTPStatusError):
-        _acquire_lease(client, "stripe-01", timeout_seconds=10)
+        acquire_lease(client, "stripe-01", timeout_seconds=10)
     assert client.calls == 1
 
 
 def test_a_server_that_never_answers_is_busy_with_the_reason():
     client = Client([_status(503)] * 10_000)
     with pytest.raises(LimitBusy, match="last answered HTTP 503"):
-        _acquire_lease(client, "stripe-01", timeout_seconds=0.3)
+        acquire_lease(client, "stripe-01", timeout_seconds=0.3)
