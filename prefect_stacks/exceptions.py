@@ -224,3 +224,8 @@ class TooSlow(WebhookError):
 
     def __init__(self, timeout: float) -> None:
         super().__init__(f"body not received within {timeout:g} s")
+
+
+# ------------------------------------------------------------ environments
+class LimitBusy(TimeoutError):
+    """A global concurrency limit stayed full for the whole wait."""

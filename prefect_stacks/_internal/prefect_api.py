@@ -17,7 +17,7 @@ from prefect.client.schemas.filters import (
     FlowRunFilterState,
     FlowRunFilterStateType,
 )
-from prefect.client.schemas.objects import StateType
+from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.context import get_run_context
 from prefect.exceptions import ObjectNotFound
 from prefect.utilities.urls import url_for
@@ -36,13 +36,20 @@ def deployment_id(client: Any, full_name: str) -> UUID | None:
         return None
 
 
+def read_flow_run(client: Any, flow_run_id: str | UUID) -> FlowRun | None:
+    """The flow run, or None when the server has none with that id (or it is no id)."""
+    try:
+        return client.read_flow_run(UUID(str(flow_run_id)))
+    except (ObjectNotFound, ValueError):
+        return None
+
+
 def delete_if_scheduled(client: Any, flow_run_id: str | UUID) -> str:
     """Delete a flow run that has not started. Returns DELETED, GONE (the server has no
     such run: already deleted counts as done) or STARTED (left alone: it is history, or
     it is running and checks for itself)."""
-    try:
-        run = client.read_flow_run(UUID(str(flow_run_id)))
-    except ObjectNotFound:
+    run = read_flow_run(client, flow_run_id)
+    if run is None:
         return GONE
     if run.state is not None and not run.state.is_scheduled():
         return STARTED

@@ -4,7 +4,6 @@ in the checkout), apply the stack into the environment's workspace, smoke check 
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -13,7 +12,7 @@ import httpx
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from prefect_stacks._internal.git import git_binary
+from prefect_stacks._internal.git import clone
 from prefect_stacks._internal.process import run_process
 from prefect_stacks.blocks.github import GitHubRepository
 from prefect_stacks.blocks.terraform import (
@@ -24,29 +23,19 @@ from prefect_stacks.blocks.terraform import (
     terraform_plan,
 )
 from prefect_stacks.environments.pull_requests import env_name
-from prefect_stacks.exceptions import PrefectStacksError
+from prefect_stacks.exceptions import GitError, PrefectStacksError
 
 
 @task(cache_policy=NO_CACHE, task_run_name="checkout-{sha:.12}")
 def checkout(block: GitHubRepository, sha: str) -> Path:
     """A fresh clone of the repository at ``sha`` (real git; the token as a header)."""
-    git = git_binary()
     dest = Path(tempfile.mkdtemp(prefix="prefect-stacks-pr-"))
-    env, secrets = block.git_auth_env()
-    steps = [
-        [git, "init", "-q"],
-        [git, "remote", "add", "origin", "--", block.get_clone_url()],
-        [git, "fetch", "-q", "--depth", "1", "origin", "--", sha],
-        [git, "-c", "advice.detachedHead=false", "checkout", "-q", "FETCH_HEAD"],
-    ]
-    for argv in steps:
-        result = run_process(argv, cwd=dest, env=env, secrets=secrets, stream=False)
-        if result.returncode != 0:
-            shutil.rmtree(dest, ignore_errors=True)
-            raise PrefectStacksError(
-                f"could not check out {sha[:12]} of {block.full_name}: {result.stderr_tail()}"
-            )
-    return dest
+    try:
+        return clone(block.get_clone_url(), dest, ref=sha, token=block.git_token(), stream=False)
+    except GitError as exc:
+        raise PrefectStacksError(
+            f"could not check out {sha[:12]} of {block.full_name}: {exc.result.stderr_tail()}"
+        ) from exc
 
 
 @task(cache_policy=NO_CACHE, task_run_name="build")

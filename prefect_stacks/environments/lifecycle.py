@@ -16,7 +16,6 @@ from uuid import UUID
 import httpx
 from prefect import get_client, get_run_logger
 from prefect.client.orchestration import SyncPrefectClient
-from prefect.exceptions import ObjectNotFound
 from prefect.states import Scheduled
 
 from prefect_stacks._internal import prefect_api
@@ -124,11 +123,8 @@ def record_teardown(name: str, run_id: str, ledger: EnvironmentLedger) -> list[s
 
 def _is_scheduled(flow_run_id: str) -> bool:
     with get_client(sync_client=True) as client:
-        try:
-            run = client.read_flow_run(UUID(flow_run_id))
-        except ObjectNotFound:
-            return False
-    return run.state is not None and run.state.is_scheduled()
+        run = prefect_api.read_flow_run(client, flow_run_id)
+    return run is not None and run.state is not None and run.state.is_scheduled()
 
 
 def cancel_scheduled_run(flow_run_id: str) -> bool:
@@ -305,12 +301,9 @@ def _run_finished(run_id: str | None) -> bool:
     """The flow run is over (or unknown to the server): it will not write again."""
     if not run_id:
         return True
-    try:
-        with get_client(sync_client=True) as client:
-            run = client.read_flow_run(UUID(run_id))
-    except (ObjectNotFound, ValueError):
-        return True
-    return run.state is not None and run.state.is_final()
+    with get_client(sync_client=True) as client:
+        run = prefect_api.read_flow_run(client, run_id)
+    return run is None or (run.state is not None and run.state.is_final())
 
 
 def teardown_in_progress(

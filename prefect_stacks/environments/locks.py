@@ -20,7 +20,7 @@ from prefect.client.orchestration import SyncPrefectClient
 from prefect.client.schemas.objects import ConcurrencyLeaseHolder
 from prefect.context import FlowRunContext, TaskRunContext
 
-from prefect_stacks.exceptions import ConfigurationError
+from prefect_stacks.exceptions import ConfigurationError, LimitBusy
 
 LOCK_PREFIX = "prefect-stacks-ledger-"
 LOCK_STRIPES = 16
@@ -41,10 +41,6 @@ LOCK_POLL_FIRST_SECONDS = 0.05
 LOCK_POLL_MAX_SECONDS = 1.0
 LOCK_RENEW_SECONDS = LOCK_LEASE_SECONDS / 2  # a held stripe's lease is renewed this often
 _LOGGER = logging.getLogger("prefect_stacks.environments")
-
-
-class LimitBusy(TimeoutError):
-    """A global concurrency limit stayed full for the whole wait."""
 
 
 def lock_name(name: str) -> str:

@@ -62,8 +62,8 @@ from prefect_stacks.environments.pull_requests import (
     report_ready,
 )
 from prefect_stacks.environments.teardown import teardown
+from prefect_stacks.events.watching import default_watcher_name, validate_watcher_name, watch
 from prefect_stacks.exceptions import ConfigurationError, PrefectStacksError
-from prefect_stacks.flows.watchers import default_watcher_name
 
 FEATURE_FLOW = "feature-environment"
 CLEANUP_DEPLOYMENT = "feature-environment-cleanup/default"
@@ -151,13 +151,11 @@ def pull_request_watcher(
     """
     logger = get_run_logger()
     block = _github(repository)
-    name = events.validate_watcher_name(
+    name = validate_watcher_name(
         watcher or default_watcher_name("pr", f"{block.owner}/{block.repo}".lower())
     )
     open_prs = list_open_pull_requests(block, base or None)  # raises: nothing below runs
     wanted = {pr.number: pr for pr in open_prs if _wanted(pr, base, labels, include_drafts)}
-    state = events.WatcherState(name)
-    seen = {k: v for k, v in state.load().items() if k != events.BASELINE_KEY}
     report: dict[str, list[int]] = {
         "opened": [],
         "updated": [],
@@ -172,39 +170,52 @@ def pull_request_watcher(
         image_build=image_build,
         variables=variables or {},
     )
-    for number, pr in sorted(wanted.items()):
-        previous = seen.get(str(number))
-        if previous == pr.head_sha:
-            continue
-        action = "opened" if previous is None else "updated"
-        events.emit([_event(action, block, pr)])
-        deploy_pull_request(pr, settings, work_pool)
-        state.save(str(number), pr.head_sha)
-        report[action].append(number)
-    for key in sorted(set(seen) - {str(n) for n in wanted}, key=int):
+    gone: dict[str, PullRequest] = {}
+
+    def opened_or_updated(key: str, sha: str, previous: str | None) -> Any:
+        return _event("opened" if previous is None else "updated", block, wanted[int(key)])
+
+    def deploy(key: str, sha: str, previous: str | None) -> None:
+        deploy_pull_request(wanted[int(key)], settings, work_pool)
+        report["opened" if previous is None else "updated"].append(int(key))
+
+    def confirm_gone(key: str, previous: str) -> Any:
+        """A pull request missing from the listing is closed only once GitHub says so."""
         number = int(key)
         try:
             pr = block.get_pull_request(number)
         except Exception as exc:  # noqa: BLE001 - unconfirmed: keep the environment
             logger.warning("PR #%d is not in the listing; GitHub did not confirm: %s", number, exc)
             report["kept"].append(number)
-            continue
+            return False
         if pr.state == "open":
             logger.info(
                 "PR #%d is open but no longer matches (draft, base or labels): kept", number
             )
             report["kept"].append(number)
-            continue
-        action = "merged" if pr.merged else "closed"
-        events.emit([_event(action, block, pr)])
+            return False
+        gone[key] = pr
+        return _event("merged" if pr.merged else "closed", block, pr)
+
+    def clean_up(key: str, previous: str) -> None:
+        pr = gone[key]
         run_deployment(
             CLEANUP_DEPLOYMENT,
-            parameters={"number": number, "repository": repository, "merged": pr.merged},
+            parameters={"number": pr.number, "repository": repository, "merged": pr.merged},
             timeout=0,
             as_subflow=False,
         )
-        state.forget(key)
-        report[action].append(number)
+        report["merged" if pr.merged else "closed"].append(pr.number)
+
+    watch(
+        name,
+        {str(number): pr.head_sha for number, pr in wanted.items()},
+        opened_or_updated,
+        baseline_on_first_run=False,  # every open pull request gets its environment
+        on_new=deploy,
+        confirm_gone=confirm_gone,
+        on_gone=clean_up,
+    )
     block.save_response_cache()
     logger.info(
         "%s/%s: %d open (%d wanted); opened %s, updated %s, merged %s, closed %s, kept %s",
