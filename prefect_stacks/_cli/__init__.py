@@ -13,6 +13,14 @@ app = typer.Typer(
     help="Terraform stacks and platform jobs as Prefect flows.",
 )
 
+
+def command_group(name: str, help: str) -> typer.Typer:
+    """A ``prefect-stacks <name> ...`` group of commands, registered on :data:`app`."""
+    group = typer.Typer(name=name, no_args_is_help=True, help=help)
+    app.add_typer(group, name=name)
+    return group
+
+
 from prefect_stacks._cli import automations as _automations  # noqa: E402,F401
 from prefect_stacks._cli import blocks as _blocks  # noqa: E402,F401  (blocks upgrade)
 from prefect_stacks._cli import env as _env  # noqa: E402,F401  (registers env ...)
@@ -20,4 +28,4 @@ from prefect_stacks._cli import trigger as _trigger  # noqa: E402,F401  (registe
 from prefect_stacks._cli import up as _up  # noqa: E402,F401  (registers up/down/status)
 from prefect_stacks._cli import webhooks as _webhooks  # noqa: E402,F401  (webhooks serve)
 
-__all__ = ["app"]
+__all__ = ["app", "command_group"]

@@ -8,16 +8,14 @@ from pathlib import Path
 
 import typer
 
-from prefect_stacks._cli import app
+from prefect_stacks._cli import command_group
 from prefect_stacks._cli._common import user_errors
 from prefect_stacks.events import automations as autos
 
-automations_app = typer.Typer(
-    name="automations",
-    no_args_is_help=True,
-    help="Apply automations declared as code (deployments/automations/*.yaml).",
+automations_app = command_group(
+    "automations",
+    "Apply automations declared as code (deployments/automations/*.yaml).",
 )
-app.add_typer(automations_app, name="automations")
 
 
 @automations_app.command("apply")

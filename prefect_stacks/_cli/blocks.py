@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import typer
 
-from prefect_stacks._cli import app
+from prefect_stacks._cli import command_group
 from prefect_stacks._cli._common import user_errors
 from prefect_stacks.blocks.base import upgrade_block_documents
 
-blocks_app = typer.Typer(
-    name="blocks",
-    no_args_is_help=True,
-    help="Maintain the saved prefect-stacks block documents.",
+blocks_app = command_group(
+    "blocks",
+    "Maintain the saved prefect-stacks block documents.",
 )
-app.add_typer(blocks_app, name="blocks")
 
 
 @blocks_app.command("upgrade")

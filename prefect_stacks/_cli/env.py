@@ -13,17 +13,22 @@ from rich.console import Console
 from rich.table import Table
 
 from prefect_stacks import environments as envs
-from prefect_stacks._cli import app
+from prefect_stacks._cli import command_group
 from prefect_stacks._cli._common import user_errors as _user_errors
-from prefect_stacks._cli.trigger import EXIT_INTERRUPTED, EXIT_TIMEOUT, follow, run_url
+from prefect_stacks._cli.api import run_url
+from prefect_stacks._cli.follow import (
+    EXIT_INTERRUPTED,
+    EXIT_TIMEOUT,
+    follow,
+    poll_interval_option,
+    timeout_option,
+)
 from prefect_stacks.exceptions import ConfigurationError
 
-env_app = typer.Typer(
-    name="env",
-    no_args_is_help=True,
-    help="List and manage environments (demo-*, PR_*, ...) in the ledger.",
+env_app = command_group(
+    "env",
+    "List and manage environments (demo-*, PR_*, ...) in the ledger.",
 )
-app.add_typer(env_app, name="env")
 
 
 def _console() -> Console:
@@ -101,15 +106,8 @@ def destroy(
         help="Follow the teardown (its logs) until the environment is destroyed; exit 0 "
         "destroyed, 1 the teardown failed, 4 --timeout exceeded.",
     ),
-    timeout: float | None = typer.Option(
-        None,
-        "--timeout",
-        min=0,
-        help="With --wait: stop waiting after this many seconds (exit 4; the teardown goes on).",
-    ),
-    poll_interval: float = typer.Option(
-        2.0, "--poll-interval", min=0.1, help="With --wait: seconds between polls."
-    ),
+    timeout: float | None = timeout_option("the teardown"),
+    poll_interval: float = poll_interval_option(),
 ) -> None:
     """Tear the environment down now (a run of the teardown deployment)."""
     with _user_errors():

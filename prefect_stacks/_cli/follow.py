@@ -48,6 +48,21 @@ DRAIN_SECONDS = 6.0
 UNREACHABLE_SECONDS = 60.0
 
 
+def timeout_option(goes_on: str) -> Any:
+    """``--timeout`` of a command with ``--wait``; ``goes_on`` names what keeps running."""
+    return typer.Option(
+        None,
+        "--timeout",
+        min=0,
+        help=f"With --wait: stop waiting after this many seconds (exit 4; {goes_on} goes on).",
+    )
+
+
+def poll_interval_option() -> Any:
+    """``--poll-interval`` of a command with ``--wait``."""
+    return typer.Option(2.0, "--poll-interval", min=0.1, help="With --wait: seconds between polls.")
+
+
 def format_log(log: Log) -> str:
     stamp = log.timestamp.strftime("%H:%M:%S.%f")[:-3]
     return f"{stamp} {logging.getLevelName(log.level):<8} {log.message}"

@@ -27,7 +27,9 @@ from prefect_stacks._cli.follow import (
     EXIT_TIMEOUT,
     LogStream,
     follow,
+    poll_interval_option,
     run_links,
+    timeout_option,
 )
 from prefect_stacks.exceptions import ConfigurationError
 
@@ -210,15 +212,8 @@ def trigger(
         help="Stream the run's logs until it ends; exit 0 Completed, 1 Failed, 2 Crashed, "
         "3 Cancelled, 4 --timeout exceeded.",
     ),
-    timeout: float | None = typer.Option(
-        None,
-        "--timeout",
-        min=0,
-        help="With --wait: stop waiting after this many seconds (exit 4; the run goes on).",
-    ),
-    poll_interval: float = typer.Option(
-        2.0, "--poll-interval", min=0.1, help="With --wait: seconds between polls."
-    ),
+    timeout: float | None = timeout_option("the run"),
+    poll_interval: float = poll_interval_option(),
 ) -> None:
     """Start a flow run of DEPLOYMENT and print its id and URL; with --wait, stream its
     logs and exit with a code that mirrors its final state (a Completed run's links,

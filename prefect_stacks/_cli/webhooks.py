@@ -7,16 +7,14 @@ import logging
 
 import typer
 
-from prefect_stacks._cli import app
+from prefect_stacks._cli import command_group
 from prefect_stacks._cli._common import user_errors
 from prefect_stacks.webhooks.body import BODY_TIMEOUT_SECONDS
 
-webhooks_app = typer.Typer(
-    name="webhooks",
-    no_args_is_help=True,
-    help="The webhook receiver: GitHub, GitLab, registry and signed generic deliveries.",
+webhooks_app = command_group(
+    "webhooks",
+    "The webhook receiver: GitHub, GitLab, registry and signed generic deliveries.",
 )
-app.add_typer(webhooks_app, name="webhooks")
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 

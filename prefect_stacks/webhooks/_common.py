@@ -243,6 +243,21 @@ def branch_of(ref: str, path: str) -> str | None:
     return branch
 
 
+def pushed_commit(
+    key: str, data: Mapping[str, Any], branch: str, repository_path: str
+) -> Translation:
+    """A push to ``branch`` (GitHub's and GitLab's push payloads share ``after`` and
+    ``before``): the ``stacks.git.commit`` event, or ignored when the branch was deleted
+    (``after`` is all zeros)."""
+    after = sha(get(data, "after"), "after")
+    if is_zero_sha(after):
+        return Translation(ignored="branch deleted")
+    before = sha(get(data, "before", required=False), "before", optional=True)
+    repository = repository_url(get(data, repository_path), repository_path)
+    event = events.git_commit(repository, branch, after, before)  # type: ignore[arg-type]
+    return Translation(deliveries=[Delivery(key, [event])])
+
+
 def repository_url(value: Any, path: str) -> str:
     """A repository URL that :func:`events.normalize_repository` accepts."""
     url = text(value, path)

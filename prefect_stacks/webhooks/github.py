@@ -35,11 +35,11 @@ from prefect_stacks.webhooks._common import (
     header,
     hmac_hex,
     instant,
-    is_zero_sha,
     media_type,
     number,
     obj,
     parse_json,
+    pushed_commit,
     repository_url,
     sha,
     text,
@@ -123,13 +123,7 @@ def _push(key: str, data: dict[str, Any]) -> Translation:
         return Translation(ignored=what)
     if boolean(get(data, "deleted", required=False), "deleted", default=False):
         return Translation(ignored="branch deleted")
-    after = sha(get(data, "after"), "after")
-    if is_zero_sha(after):
-        return Translation(ignored="branch deleted")
-    before = sha(get(data, "before", required=False), "before", optional=True)
-    repository = repository_url(get(data, "repository.clone_url"), "repository.clone_url")
-    event = events.git_commit(repository, branch, after, before)  # type: ignore[arg-type]
-    return Translation(deliveries=[Delivery(key, [event])])
+    return pushed_commit(key, data, branch, "repository.clone_url")
 
 
 def _pull_request(key: str, data: dict[str, Any]) -> Translation:

@@ -31,10 +31,10 @@ from prefect_stacks.webhooks._common import (
     get,
     header,
     instant,
-    is_zero_sha,
     number,
     obj,
     parse_json,
+    pushed_commit,
     repository_url,
     sha,
     text,
@@ -83,13 +83,7 @@ def _push(key: str, data: dict[str, Any]) -> Translation:
     branch = branch_of(ref, "ref")
     if branch is None:
         return Translation(ignored=f"push to {ref[:100]!r}")
-    after = sha(get(data, "after"), "after")
-    if is_zero_sha(after):
-        return Translation(ignored="branch deleted")
-    before = sha(get(data, "before", required=False), "before", optional=True)
-    repository = repository_url(get(data, "project.git_http_url"), "project.git_http_url")
-    event = events.git_commit(repository, branch, after, before)  # type: ignore[arg-type]
-    return Translation(deliveries=[Delivery(key, [event])])
+    return pushed_commit(key, data, branch, "project.git_http_url")
 
 
 def _merge_request(key: str, data: dict[str, Any]) -> Translation:
