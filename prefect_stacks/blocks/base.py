@@ -150,17 +150,44 @@ def _documents_of_type(client: Any, slug: str, page: int = 200) -> list[Any]:
             return documents
 
 
+def _is_missing(exc: ValueError) -> bool:
+    """Whether ``Block.load`` raised because there is no such document (Prefect turns
+    the client's ObjectNotFound into a ValueError)."""
+    from prefect.exceptions import ObjectNotFound
+
+    return isinstance(exc.__cause__, ObjectNotFound) or "Unable to find block document" in str(exc)
+
+
+def find_block(block_type: type[B], name: str) -> B | None:
+    """The block document ``name`` of ``block_type``, or None when there is none; any
+    other failure (server down, a document that does not validate) is raised."""
+    try:
+        return block_type.load(name, _sync=True)
+    except ValueError as exc:
+        if _is_missing(exc):
+            return None
+        raise
+
+
+async def afind_block(block_type: type[B], name: str) -> B | None:
+    """:func:`find_block` from async code."""
+    try:
+        return await block_type.aload(name)
+    except ValueError as exc:
+        if _is_missing(exc):
+            return None
+        raise
+
+
 def load_block(block_type: type[B], name: str, *, create: str) -> B:
     """The block document ``name`` of ``block_type``. A missing one is a
     ``ConfigurationError`` naming the type and name, the documents that do exist, and
     ``create`` (how to make one, or what to leave empty instead)."""
     from prefect_stacks.exceptions import ConfigurationError
 
-    try:
-        return block_type.load(name)
-    except ValueError as exc:
-        if "Unable to find block document" not in str(exc):
-            raise
+    found = find_block(block_type, name)
+    if found is not None:
+        return found
     raise ConfigurationError(
         f"no {block_type.__name__} block named {name!r} ({existing_block_names(block_type)}); "
         f"{create}"

@@ -53,7 +53,7 @@ from prefect_stacks.webhooks.deliveries import SEEN_CAPACITY, DeliveryLog
 from prefect_stacks.webhooks.sources import (
     SOURCE_TTL_SECONDS,
     SourceCache,
-    load_block,
+    find_source,
 )
 
 logger = logging.getLogger("prefect_stacks.webhooks")
@@ -127,7 +127,7 @@ class Receiver:
 
             self.sources = SourceCache(load, source_ttl_seconds)
         else:
-            self.sources = SourceCache(load_block, source_ttl_seconds)
+            self.sources = SourceCache(find_source, source_ttl_seconds)
         self.deliveries = DeliveryLog(seen_capacity)
         self.in_flight_wait = in_flight_wait_seconds
 
@@ -319,5 +319,5 @@ __all__ = [
     "SourceCache",
     "SourceUnavailable",
     "create_app",
-    "load_block",
+    "find_source",
 ]

@@ -9,8 +9,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 
-from prefect.exceptions import ObjectNotFound
-
+from prefect_stacks.blocks.base import afind_block
 from prefect_stacks.blocks.webhooks import WebhookSource
 from prefect_stacks.exceptions import SourceUnavailable
 
@@ -69,12 +68,6 @@ class SourceCache:
         return value
 
 
-async def load_block(name: str) -> WebhookSource | None:
+async def find_source(name: str) -> WebhookSource | None:
     """The ``WebhookSource`` block document ``name`` from the Prefect server, or None."""
-    try:
-        return await WebhookSource.aload(name)
-    except ValueError as exc:
-        # Block.aload turns the client's ObjectNotFound into a ValueError
-        if isinstance(exc.__cause__, ObjectNotFound):
-            return None
-        raise
+    return await afind_block(WebhookSource, name)

@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import Field
 
 from prefect_stacks._internal.http import MemoryResponseCache, ResponseCache
-from prefect_stacks.blocks.base import StacksBlock
+from prefect_stacks.blocks.base import StacksBlock, find_block
 
 DEFAULT_CACHE_ENTRIES = 300
 
@@ -74,11 +74,7 @@ def read_response_cache(block_name: str, warn: Warn) -> GitHubResponseCache | No
     """The stored document; None (after a warning, unless it does not exist yet) if it
     cannot be read."""
     try:
-        return GitHubResponseCache.load(block_name, _sync=True)
-    except ValueError as exc:
-        if "Unable to find block document" not in str(exc):
-            warn(f"could not read response cache {block_name!r}: {exc}")
-        return None
+        return find_block(GitHubResponseCache, block_name)
     except Exception as exc:
         warn(f"could not read response cache {block_name!r}: {exc}")
         return None
