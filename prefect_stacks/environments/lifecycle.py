@@ -8,7 +8,6 @@ and handed back as that change's result."""
 
 from __future__ import annotations
 
-import logging
 import time
 from datetime import datetime
 from uuid import UUID
@@ -19,6 +18,7 @@ from prefect.client.orchestration import SyncPrefectClient
 from prefect.states import Scheduled
 
 from prefect_stacks._internal import prefect_api
+from prefect_stacks._internal.process import default_logger
 from prefect_stacks.environments.ledger import EnvironmentLedger
 from prefect_stacks.environments.messages import refresh_environment_table
 from prefect_stacks.environments.models import (
@@ -30,10 +30,12 @@ from prefect_stacks.environments.models import (
 from prefect_stacks.exceptions import ConfigurationError
 
 TEARDOWN_DEPLOYMENT = "environment-teardown/default"
-# How long schedule_teardown keeps asking a server that answers 5xx to create the run.
-TEARDOWN_CREATE_SECONDS = 60
+# How long schedule_teardown keeps asking a server that answers 5xx to create the run: as
+# long as a ledger writer waits for its lock. A busy SQLite server answers 503 to a create
+# after the client's own retries (up to ~60 s of them), so one round is not enough; the
+# idempotency key makes every further ask safe.
+TEARDOWN_CREATE_SECONDS = 180
 DEFAULT_STALE_AFTER = 900
-_LOGGER = logging.getLogger("prefect_stacks.environments")
 
 
 # ------------------------------------------------------------ the scheduled teardown
@@ -85,7 +87,11 @@ def schedule_teardown(
                 # return the run a first one may have made.
                 if exc.response.status_code < 500 or time.monotonic() > deadline:
                     raise
-                _LOGGER.warning("scheduling the teardown of %s: %s; retrying", name, exc)
+                default_logger().warning(
+                    "scheduling the teardown of %s: the server answered %s; asking again",
+                    name,
+                    exc.response.status_code,
+                )
                 time.sleep(2)
     new_id = str(run.id)
     record_teardown(name, new_id, ledger)
