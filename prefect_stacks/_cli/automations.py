@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 
 from prefect_stacks._cli import command_group
-from prefect_stacks._cli._common import user_errors
+from prefect_stacks._cli.errors import user_errors
 from prefect_stacks.events import automations as autos
 
 automations_app = command_group(

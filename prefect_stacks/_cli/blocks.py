@@ -11,7 +11,7 @@ from __future__ import annotations
 import typer
 
 from prefect_stacks._cli import command_group
-from prefect_stacks._cli._common import user_errors
+from prefect_stacks._cli.errors import user_errors
 from prefect_stacks.blocks.base import upgrade_block_documents
 
 blocks_app = command_group(

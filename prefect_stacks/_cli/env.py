@@ -14,8 +14,8 @@ from rich.table import Table
 
 from prefect_stacks import environments as envs
 from prefect_stacks._cli import command_group
-from prefect_stacks._cli._common import user_errors as _user_errors
 from prefect_stacks._cli.api import run_url
+from prefect_stacks._cli.errors import user_errors as _user_errors
 from prefect_stacks._cli.follow import (
     EXIT_INTERRUPTED,
     EXIT_TIMEOUT,

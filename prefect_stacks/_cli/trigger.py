@@ -19,8 +19,8 @@ from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 
 from prefect_stacks._cli import app
-from prefect_stacks._cli._common import user_errors
 from prefect_stacks._cli.api import api_errors, api_url, response_detail, run_url
+from prefect_stacks._cli.errors import user_errors
 from prefect_stacks._cli.follow import (
     EXIT_CODES,
     EXIT_INTERRUPTED,

@@ -8,7 +8,7 @@ import logging
 import typer
 
 from prefect_stacks._cli import command_group
-from prefect_stacks._cli._common import user_errors
+from prefect_stacks._cli.errors import user_errors
 from prefect_stacks.webhooks.body import BODY_TIMEOUT_SECONDS
 
 webhooks_app = command_group(

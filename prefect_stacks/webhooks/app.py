@@ -47,8 +47,8 @@ from prefect_stacks import events
 from prefect_stacks.blocks.webhooks import WebhookSource
 from prefect_stacks.exceptions import BadRequest, Busy, EmitError, SourceUnavailable, WebhookError
 from prefect_stacks.webhooks import generic, github, gitlab, registry
-from prefect_stacks.webhooks._common import Translation
 from prefect_stacks.webhooks.body import BODY_TIMEOUT_SECONDS, read_body
+from prefect_stacks.webhooks.common import Translation
 from prefect_stacks.webhooks.deliveries import SEEN_CAPACITY, DeliveryLog
 from prefect_stacks.webhooks.sources import (
     SOURCE_TTL_SECONDS,

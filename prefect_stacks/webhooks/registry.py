@@ -16,7 +16,7 @@ from starlette.datastructures import Headers
 from prefect_stacks import events
 from prefect_stacks.blocks.webhooks import WebhookSource
 from prefect_stacks.exceptions import BadRequest, Unauthorized
-from prefect_stacks.webhooks._common import (
+from prefect_stacks.webhooks.common import (
     MISSING_SIGNATURE,
     Delivery,
     Translation,
