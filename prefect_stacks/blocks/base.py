@@ -23,6 +23,7 @@ upgrade``).
 from __future__ import annotations
 
 import types
+from abc import ABC
 from collections.abc import Mapping
 from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
 
@@ -77,8 +78,11 @@ def _stacks_schema_extra(schema: dict[str, Any], model: type[Block]) -> None:
     schema["secret_fields"] = paths
 
 
-class StacksBlock(Block):
-    """A Prefect block whose schema lists every secret where the server can mask it."""
+class StacksBlock(Block, ABC):
+    """A Prefect block whose schema lists every secret where the server can mask it.
+
+    Abstract (``ABC`` among its own bases): Prefect's block registry, which a server
+    registers at start, skips it, so the UI's catalog shows no "stacksblock" type."""
 
     model_config = ConfigDict(json_schema_extra=_stacks_schema_extra)
 

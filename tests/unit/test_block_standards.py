@@ -33,3 +33,14 @@ class TestAllBlocksAdhereToStandards(BlockStandardTestSuite):
                 assert name in schema.get("secret_fields", []) or any(
                     f.startswith(f"{name}.") for f in schema.get("secret_fields", [])
                 ), f"{block.__name__}.{name} should be a secret field"
+
+
+def test_the_shared_base_block_is_not_a_block_type_of_its_own():
+    from prefect.blocks.core import Block
+    from prefect.utilities.dispatch import get_registry_for_type
+
+    from prefect_stacks.blocks.base import StacksBlock, package_blocks
+
+    registered = set((get_registry_for_type(Block) or {}).values())
+    assert StacksBlock not in registered
+    assert set(package_blocks()) <= registered
