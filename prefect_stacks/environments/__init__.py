@@ -8,7 +8,8 @@ Prefect server, and its lifecycle protocol.
   deploy claim (start/finish), and what a teardown checks before it acts;
 * :mod:`.teardown`: the teardown itself, a claim on the entry; :mod:`.janitor`: what the
   janitor finds to do;
-* :mod:`.announce`: events, Slack and the ``environments`` table;
+* :mod:`.messages`: events, Slack (layout and the notify task) and the ``environments``
+  table;
 * :mod:`.deploy_steps` and :mod:`.pull_requests`: the steps of a deploy and a pull
   request's environment ``PR_<n>``.
 
