@@ -21,6 +21,7 @@ from prefect_stacks._internal.git import clone
 from prefect_stacks._internal.process import default_logger
 from prefect_stacks.blocks.base import StacksBlock
 from prefect_stacks.blocks.terraform.backend import declares_backend, write_local_backend
+from prefect_stacks.blocks.terraform.cli_config import check_provider_mirror, write_cli_config
 from prefect_stacks.blocks.terraform.plan import PlanSummary
 from prefect_stacks.blocks.terraform.workdir import StackOutputs, TerraformWorkdir
 from prefect_stacks.exceptions import ConfigurationError, GitError, StackError
@@ -130,6 +131,20 @@ class TerraformStack(StacksBlock):
         default=None,
         description="Path of the terraform binary; found on PATH when empty.",
     )
+    provider_mirror: str | None = Field(
+        default=None,
+        description=(
+            "Install providers only from this mirror, never from a registry (air-gapped "
+            "workers): a directory on the worker (made by `terraform providers mirror`, or "
+            "unpacked `<host>/<namespace>/<type>/<version>/<os_arch>/` binaries) or an "
+            "https:// network mirror. Empty: terraform's own CLI configuration."
+        ),
+    )
+
+    @field_validator("provider_mirror")
+    @classmethod
+    def _check_provider_mirror(cls, value: str | None) -> str | None:
+        return check_provider_mirror(value)
 
     @field_validator("workspace")
     @classmethod
@@ -203,6 +218,10 @@ class TerraformStack(StacksBlock):
         root = Path(tempfile.mkdtemp(prefix="prefect-stacks-"))
         try:
             module_dir = self._checkout(root / "src")
+            env = self._environment()
+            if self.provider_mirror:
+                config = write_cli_config(root, self.provider_mirror, self.display_name)
+                env["TF_CLI_CONFIG_FILE"] = str(config)
             return TerraformWorkdir(
                 stack_name=self.display_name,
                 path=module_dir,
@@ -210,7 +229,7 @@ class TerraformStack(StacksBlock):
                 workspace=workspace,
                 terraform_bin=terraform_bin,
                 variables=dict(self.variables),
-                env=self._environment(),
+                env=env,
                 secrets=self._secret_values(),
                 backend_config=dict(self.backend_config),
                 secret_backend_config=dict(self.secret_backend_config),

@@ -30,6 +30,7 @@ from prefect_stacks._internal.process import (
     run_process,
     write_private_file,
 )
+from prefect_stacks.blocks.terraform.cli_config import explain_init_failure
 from prefect_stacks.blocks.terraform.plan import PlanSummary, summarize_plan_json
 from prefect_stacks.exceptions import StackError, StateLockedError
 
@@ -255,7 +256,7 @@ class TerraformWorkdir:
             **options,
         )
         if rc != 0:
-            self._raise_for("terraform init failed; fix the configuration or backend")
+            self._raise_for(explain_init_failure(self._tf.last_result.stderr))
         self.exists = self.select_workspace(create=create_workspace)
 
     def select_workspace(self, create: bool = True) -> bool:
