@@ -3,8 +3,11 @@
 #   make up      virtualenv + package, then `prefect-stacks up` (Prefect server, worker,
 #                blocks, deployments on http://127.0.0.1:4200; Ctrl-C stops it all)
 #   make down    stop what `prefect-stacks up --detach` left running
-#   make test    virtualenv + test extras + system packages the tests need, then
-#                ruff (lint + format check) and pytest (unit, integration, e2e)
+#   make test    virtualenv + test extras + system packages the tests need + the test
+#                bed (`make testbed`), then ruff (lint + format check) and pytest
+#                (unit, integration, e2e)
+#   make testbed build the Kubernetes control plane, helm and Terraform providers from
+#                Go modules, once per machine (docs/testing.md)
 #   make lint    ruff only
 #
 # Each step is skipped when already done, so a second run starts at once.
@@ -22,14 +25,13 @@ PYTEST_ARGS ?=
 # Distribution, the registry images are pushed to; apache2-utils: htpasswd for its login.
 APT_PACKAGES ?= git docker.io docker-registry apache2-utils
 
-# Tools built from Go modules when the machine lacks them, cached outside the checkout so
-# a fresh clone on the same machine reuses them (../shared/K8S-TESTBED.md). Terraform:
-# the one on PATH if there is one; else v1.5.7 (the last MPL release) from its module.
-TESTBED ?= $(HOME)/.cache/prefect-stacks/testbed
-TERRAFORM_VERSION ?= v1.5.7
-TERRAFORM_DIR := $(TESTBED)/terraform-$(TERRAFORM_VERSION)
+# The test bed: a Kubernetes control plane, etcd, kwok, helm, Terraform providers (and
+# terraform itself when the machine has none >= 1.4), built from Go modules once per
+# machine into ~/.cache/prefect-stacks/testbed (or $PREFECT_STACKS_TESTBED), reused by
+# any clone. Versions: tests/testbed/versions.toml; what and why: docs/testing.md.
+TESTBED_BUILD := $(PYTHON) tests/testbed/build.py
 
-.PHONY: up down test lint system-deps terraform clean
+.PHONY: up down test lint system-deps testbed clean
 
 # ---------------------------------------------------------------- virtualenv
 $(BIN)/python:
@@ -53,7 +55,7 @@ down: $(VENV)/.installed
 
 # ---------------------------------------------------------------- test
 # PostgreSQL 15 server binaries (for the pg backend tests) are on the machine image;
-# terraform is on the image too (it is not a Debian package).
+# terraform: on the image, or built by the test bed below (it is not a Debian package).
 system-deps:
 	@missing=""; \
 	for pkg in $(APT_PACKAGES); do \
@@ -66,26 +68,19 @@ system-deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 
-# terraform for the tests: on PATH, or built once into $(TERRAFORM_DIR) (about 3 minutes
-# on 2 cores) and put at the end of PATH for pytest.
-terraform:
-	@if command -v terraform >/dev/null; then \
-	  echo "terraform: $$(command -v terraform)"; \
-	elif [ -x "$(TERRAFORM_DIR)/terraform" ]; then \
-	  echo "terraform: $(TERRAFORM_DIR)/terraform (cached)"; \
-	else \
-	  command -v go >/dev/null || { echo "error: no terraform on PATH and no go to build it" >&2; exit 1; }; \
-	  echo "terraform: building $(TERRAFORM_VERSION) from its Go module into $(TERRAFORM_DIR) (once)"; \
-	  GOBIN="$(TERRAFORM_DIR)" GOFLAGS=-trimpath go install -ldflags "-s -w" \
-	    github.com/hashicorp/terraform@$(TERRAFORM_VERSION); \
-	fi
+# Cold: tens of minutes on 2 cores (docs/testing.md has the measured times); warm: a
+# second. Prints a line per component; a module the Go proxy refuses is reported and
+# the rest is still built.
+testbed:
+	@command -v go >/dev/null || echo "testbed: go is not on PATH; only a complete cache will do"
+	$(TESTBED_BUILD)
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: $(VENV)/.installed-test system-deps terraform lint
-	PATH="$$PATH:$(TERRAFORM_DIR)" $(BIN)/python -m pytest $(PYTEST_ARGS)
+test: $(VENV)/.installed-test system-deps testbed lint
+	PATH="$$PATH:$$($(TESTBED_BUILD) --path)" $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:
 	rm -rf .pytest_cache .ruff_cache build dist *.egg-info

@@ -183,7 +183,11 @@ for a in args:
                         "content": json.load(open(p))}}
 record = {{"argv": args, "cwd": os.getcwd(), "var_files": var_files,
           "tf_vars": {{k: v for k, v in os.environ.items() if k.startswith("TF_VAR_")}},
-          "env": {{k: os.environ.get(k) for k in ("TF_IN_AUTOMATION", "TF_INPUT", "MY_CRED")}}}}
+          "env": {{k: os.environ.get(k) for k in
+                  ("TF_IN_AUTOMATION", "TF_INPUT", "MY_CRED", "TF_CLI_CONFIG_FILE")}}}}
+cli_config = os.environ.get("TF_CLI_CONFIG_FILE")
+if cli_config and os.path.isfile(cli_config):
+    record["cli_config"] = open(cli_config).read()
 with open(log, "a") as fh:
     fh.write(json.dumps(record) + "\n")
 answer = script.get(sub, {{}})
@@ -435,3 +439,89 @@ def registry_with_login(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tu
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+# ------------------------------------------------------------------ the test bed (K8s, providers)
+# Built by `make testbed` from Go modules (tests/testbed/, docs/testing.md).
+
+
+def testbed_binary(component: str, name: str | None = None) -> Path:
+    from tests import testbed
+
+    reason = testbed.unavailable(component)
+    require(reason is None, reason or "")
+    return testbed.binary(component, name)
+
+
+@pytest.fixture(scope="session")
+def kubectl() -> str:
+    """kubectl: the test bed's, or the one on PATH for a cluster of your own."""
+    if os.environ.get("PREFECT_STACKS_TEST_KUBECONFIG") and shutil.which("kubectl"):
+        return shutil.which("kubectl") or "kubectl"
+    return str(testbed_binary("kubernetes", "kubectl"))
+
+
+@pytest.fixture(scope="session")
+def helm_bin() -> str:
+    if os.environ.get("PREFECT_STACKS_TEST_KUBECONFIG") and shutil.which("helm"):
+        return shutil.which("helm") or "helm"
+    return str(testbed_binary("helm"))
+
+
+@pytest.fixture(scope="session")
+def kube_cluster() -> Iterator[Path]:
+    """A real Kubernetes API server with one kwok node; yields its kubeconfig.
+
+    ``PREFECT_STACKS_TEST_KUBECONFIG`` names a cluster of your own (kind, k3d) instead.
+    Otherwise kwokctl's binary runtime starts etcd, the API server, controller-manager,
+    scheduler and kwok from the test bed, and every one of them is gone at the end."""
+    own = os.environ.get("PREFECT_STACKS_TEST_KUBECONFIG")
+    if own:
+        require(Path(own).is_file(), f"PREFECT_STACKS_TEST_KUBECONFIG={own} is not a file")
+        yield Path(own)
+        return
+    from tests import testbed
+    from tests.testbed.cluster import ClusterError, KwokCluster
+
+    bins = {
+        name: testbed_binary("kubernetes", name)
+        for name in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
+    }
+    bins["etcd"] = testbed_binary("etcd")
+    bins["kwokctl"] = testbed_binary("kwok", "kwokctl")
+    bins["kwok"] = testbed_binary("kwok", "kwok")
+    cluster = KwokCluster(Path(tempfile.mkdtemp(prefix="psk-")), bins, testbed.kube_version())
+    try:
+        kubeconfig = cluster.start()
+    except ClusterError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        yield kubeconfig
+    finally:
+        cluster.stop()
+        left = cluster.alive()
+        if left:
+            pytest.fail(f"the test cluster left processes running: {left}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def terraform_mirror() -> Path:
+    """The test bed's provider mirror (for ``TerraformStack(provider_mirror=...)``); a
+    test asks :func:`require_provider` for the providers its stack names."""
+    from tests import testbed
+
+    mirror = testbed.mirror_dir()
+    require(mirror.is_dir(), f"no provider mirror at {mirror}: run `make testbed`")
+    return mirror
+
+
+def require_provider(name: str) -> None:
+    """A provider from the mirror: skip (or fail in CI) when it is not built, except
+    when the Go proxy refused it, which docs/testing.md records: then skip, saying so."""
+    from tests import testbed
+
+    refused = testbed.refused(f"provider-{name}")
+    if refused:
+        pytest.skip(f"{refused}; its stack was checked by `terraform fmt -check` only")
+    reason = testbed.unavailable(f"provider-{name}")
+    require(reason is None, reason or "")
