@@ -40,6 +40,17 @@ def _reap() -> bool:
             return True
 
 
+def _running(pids: list[int]) -> bool:
+    """Whether any of ``pids`` still exists (call after reaping: a zombie counts)."""
+    for pid in pids:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            continue
+        return True
+    return False
+
+
 def _pids(cluster_dir: Path) -> list[int]:
     found = []
     for record in (cluster_dir / "pids").glob("*.pid"):
@@ -55,18 +66,23 @@ def supervise(kwokctl: str, name: str, create_args: list[str]) -> int:
     if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
         print("prefect-stacks-testbed: prctl(PR_SET_CHILD_SUBREAPER) failed", flush=True)
         return 2
-    cluster_dir = Path(os.environ["KWOK_WORKDIR"]) / "clusters" / name
-    created = subprocess.run(
-        [kwokctl, "--name", name, "create", "cluster", *create_args],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-    )
+    workdir = Path(os.environ["KWOK_WORKDIR"])
+    cluster_dir = workdir / "clusters" / name
+    # kwokctl's output to a file, not a pipe: a component that inherited a pipe would
+    # keep it open, and reading it to the end would wait for that component to exit.
+    log = workdir / "kwokctl.log"
+    with log.open("w") as out:
+        created = subprocess.run(
+            [kwokctl, "--name", name, "create", "cluster", *create_args],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     pids = _pids(cluster_dir)
     if created.returncode == 0:
         print(f"{READY_LINE} {json.dumps(pids)}", flush=True)
     else:
-        print(created.stdout + created.stderr, flush=True)
+        print(log.read_text(errors="replace"), flush=True)
     try:
         while created.returncode == 0:
             readable, _, _ = select.select([sys.stdin], [], [], 1.0)
@@ -77,11 +93,13 @@ def supervise(kwokctl: str, name: str, create_args: list[str]) -> int:
         subprocess.run(
             [kwokctl, "--name", name, "delete", "cluster"],
             stdin=subprocess.DEVNULL,
-            capture_output=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
             timeout=120,
         )
-        deadline = time.monotonic() + 30
-        while _reap() and time.monotonic() < deadline:
+        grace = float(os.environ.get("STOP_GRACE_SECONDS", "10"))
+        deadline = time.monotonic() + grace
+        while _reap() and _running(pids) and time.monotonic() < deadline:
             time.sleep(0.1)
         for pid in pids:  # whatever delete missed
             try:
@@ -101,8 +119,16 @@ class ClusterError(Exception):
 class KwokCluster:
     """Start (:meth:`start`) and stop (:meth:`stop`) one kwokctl cluster in ``workdir``."""
 
-    def __init__(self, workdir: Path, bins: dict[str, Path], kube_version: str, name="stacks"):
+    def __init__(
+        self,
+        workdir: Path,
+        bins: dict[str, Path],
+        kube_version: str,
+        name: str = "stacks",
+        stop_grace: float = 10.0,
+    ):
         self.workdir = workdir
+        self.stop_grace = stop_grace
         self.name = name
         self.bins = bins
         self.kube_version = kube_version
@@ -124,6 +150,8 @@ class KwokCluster:
             "KWOK_KUBE_VERSION": self.kube_version,
             "KWOK_RUNTIME": "binary",
             "KWOK_KUBECTL_BINARY": str(self.bins["kubectl"]),
+            # how long the supervisor lets `kwokctl delete` stop things before SIGKILL
+            "STOP_GRACE_SECONDS": str(self.stop_grace),
         }
 
     def create_args(self) -> list[str]:
@@ -204,14 +232,7 @@ class KwokCluster:
 
     def alive(self) -> list[int]:
         """Those of the cluster's processes that still exist (zombies included)."""
-        left = []
-        for pid in self.pids:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                continue
-            left.append(pid)
-        return left
+        return [pid for pid in self.pids if _running([pid])]
 
     def stop(self) -> None:
         if self._proc is not None:
