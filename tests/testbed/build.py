@@ -385,7 +385,11 @@ def run_component(c: Component, builder, spec: dict, env: dict[str, str], outcom
         say(f"{c.label:<28} cached   {c.directory}")
         outcome.cached.append(c.name)
         return
-    say(f"{c.label:<28} building (once per machine) ...")
+    earlier = c.refusal
+    if earlier:
+        say(f"{c.label:<28} refused at {earlier['at']}; asking again ...")
+    else:
+        say(f"{c.label:<28} building (once per machine) ...")
     c.directory.mkdir(parents=True, exist_ok=True)
     (c.directory / ".refused").unlink(missing_ok=True)
     started = time.monotonic()
