@@ -9,6 +9,7 @@ from __future__ import annotations
 from prefect_stacks._internal.data import deployments_dir, stack_path, stacks_dir
 from prefect_stacks._version import __version__
 from prefect_stacks.blocks import (
+    ContainerRegistry,
     GitHubRepository,
     GitHubResponseCache,
     SlackChannel,
@@ -18,6 +19,7 @@ from prefect_stacks.blocks import (
 
 __all__ = [
     "__version__",
+    "ContainerRegistry",
     "GitHubRepository",
     "GitHubResponseCache",
     "SlackChannel",

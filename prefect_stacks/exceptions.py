@@ -146,6 +146,21 @@ class GitHubError(HTTPServiceError):
     ``errors`` (GitHub's ``errors``), ``rate_limited`` and ``reset_at`` are attributes."""
 
 
+class RegistryError(HTTPServiceError):
+    """A container registry (Distribution / OCI API v2) answered with an error, could not
+    be reached, or kept rate-limiting past the wait budget. ``code`` is the registry's
+    own error code (``MANIFEST_UNKNOWN``, ``NAME_UNKNOWN``, ``UNAUTHORIZED`` ...) and
+    ``challenge`` the ``WWW-Authenticate`` header of a 401; the credential never appears
+    in the message."""
+
+    def __init__(
+        self, message: str, *, code: str | None = None, challenge: str | None = None, **kw: Any
+    ) -> None:
+        super().__init__(message, **kw)
+        self.code = code
+        self.challenge = challenge
+
+
 # ------------------------------------------------------------ git
 class GitError(PrefectStacksError):
     """A git command failed; ``result`` is its :class:`ProcessResult` (argv masked, the

@@ -54,6 +54,10 @@ class Redactor:
     def __bool__(self) -> bool:
         return bool(self._secrets)
 
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        return tuple(self._secrets)
+
     def __call__(self, text: str) -> str:
         for secret in self._secrets:
             if secret in text:

@@ -144,6 +144,12 @@ class HttpClient:
         self._client.close()
 
     # ------------------------------------------------------------------ helpers
+    def set_credential(self, header: str, value: str, secret: str) -> None:
+        """Send ``header: value`` from now on (a token obtained mid-operation, e.g. after
+        a registry's 401 challenge); ``secret`` is masked in every message from now on."""
+        self._client.headers[header] = value
+        self.redact = Redactor([*self.redact.secrets, secret, value])
+
     def url(self, path_or_url: str) -> str:
         """``path_or_url`` joined to the base URL; an absolute URL must share its origin."""
         if "://" in path_or_url:
@@ -193,8 +199,10 @@ class HttpClient:
         """One request, with retries, rate-limit waits and (for GETs with a cache) ETags.
 
         Returns the answer for 2xx and 304 (``data`` is ``reduce(json)``, or the cached
-        reduced data for a 304). Raises ``describe_error(result, what)`` for other 4xx,
-        and ``error_class`` for exhausted retries or wait budget.
+        reduced data for a 304; for a ``HEAD``, ``reduce`` gets the answer's headers,
+        lower-cased, and a ``HEAD`` is conditional when asked to be). Raises
+        ``describe_error(result, what)`` for other 4xx, and ``error_class`` for exhausted
+        retries or wait budget.
         """
         method = method.upper()
         url = self._full_url(path_or_url, params)
@@ -248,10 +256,13 @@ class HttpClient:
         cached = etags.not_modified(status)
         if cached is not None:
             return HttpResult(method, url, 304, response.headers, cached.data, cached.links, True)
-        body = parse_body(response)
+        if method == "HEAD":  # a HEAD answers in its headers: they are its "body"
+            body: Any = {name.lower(): value for name, value in response.headers.items()}
+        else:
+            body = parse_body(response)
         if 200 <= status < 300:
             data = reduce(body) if reduce is not None else body
-            if method == "GET":
+            if method in ("GET", "HEAD"):
                 etags.store(response.headers.get("etag"), data, links)
             return HttpResult(method, url, status, response.headers, data, links)
         result = HttpResult(method, url, status, response.headers, body, links)
