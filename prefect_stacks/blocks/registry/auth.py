@@ -19,6 +19,15 @@ from urllib.parse import urlsplit
 from prefect_stacks._internal.http import HttpClient
 from prefect_stacks.exceptions import RegistryError
 
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def plain_http_off_machine(url: str) -> bool:
+    """Whether ``url`` is plain http to another machine (credentials would travel in clear)."""
+    parts = urlsplit(url)
+    return parts.scheme == "http" and parts.hostname not in LOOPBACK_HOSTS
+
+
 _PARAM_RE = re.compile(r'([A-Za-z_]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))')
 
 
@@ -68,7 +77,7 @@ def fetch_token(
             f"registry {registry} asked for a token from {realm!r}, which is not an http(s) "
             "URL; check the block field `url`"
         )
-    if parts.scheme == "http" and parts.hostname not in ("127.0.0.1", "localhost", "::1"):
+    if plain_http_off_machine(realm):
         raise RegistryError(
             f"registry {registry} asked for a token from {realm} over plain http; the "
             "credentials would travel in clear, so prefect-stacks does not send them there"

@@ -11,6 +11,7 @@ from pydantic import Field, field_validator
 
 from prefect_stacks._internal.http import ResponseCache
 from prefect_stacks.blocks.base import StacksBlock
+from prefect_stacks.blocks.registry.auth import plain_http_off_machine
 from prefect_stacks.blocks.registry.client import RegistryClient
 
 DOCKER_HUB_API = "https://registry-1.docker.io"
@@ -81,7 +82,7 @@ class ContainerRegistry(StacksBlock):
                 f"{value!r} is not a registry API root: give https://host[:port] "
                 "(e.g. https://ghcr.io)"
             )
-        if parts.scheme == "http" and parts.hostname not in ("127.0.0.1", "localhost", "::1"):
+        if plain_http_off_machine(value):
             raise ValueError(
                 f"{value!r}: plain http is only for a registry on this machine (credentials "
                 "and digests would travel unprotected); use https://"

@@ -190,6 +190,16 @@ class RegistryClient:
             "/v2/" + quote(repository, safe="/") + "/" + "/".join(quote(r, safe=":") for r in rest)
         )
 
+    def _read(self, repository: str, kind: str, reference: str, what: str) -> HttpResult:
+        """GET a manifest or blob (content-addressed or not: never conditional)."""
+        return self._send(
+            "GET",
+            self._path(repository, kind, reference),
+            f"repository:{repository}:pull",
+            conditional=False,
+            what=f"reading {what} of {repository}:{reference}",
+        )
+
     # ------------------------------------------------------------------ API
     def tags(self, repository: str) -> list[str]:
         """Every tag of ``repository``, in the registry's order (all pages)."""
@@ -238,13 +248,7 @@ class RegistryClient:
 
     def manifest(self, repository: str, reference: str) -> tuple[str, dict, str]:
         """(media type, manifest, digest) of a tag or digest."""
-        answer = self._send(
-            "GET",
-            self._path(repository, "manifests", reference),
-            f"repository:{repository}:pull",
-            conditional=False,
-            what=f"reading the manifest of {repository}:{reference}",
-        )
+        answer = self._read(repository, "manifests", reference, "the manifest")
         body = answer.data
         if not isinstance(body, dict):
             raise RegistryError(
@@ -276,13 +280,7 @@ class RegistryClient:
             config = (manifest.get("config") or {}).get("digest")
             result = None
             if config:
-                blob = self._send(
-                    "GET",
-                    self._path(repository, "blobs", config),
-                    f"repository:{repository}:pull",
-                    conditional=False,
-                    what=f"reading the image config of {repository}@{digest}",
-                ).data
+                blob = self._read(repository, "blobs", config, "the image config").data
                 stamp = blob.get("created") if isinstance(blob, dict) else None
                 result = _parse_time(stamp)
         self._blob_cache[digest] = result
