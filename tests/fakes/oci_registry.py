@@ -10,7 +10,8 @@ lists, want bearer tokens from a token service on another host, and rate-limit.
 * Every ``/v2/`` request needs ``Authorization: Bearer <token>`` whose scope covers the
   repository, else ``401`` with ``WWW-Authenticate: Bearer realm="<token service>",
   service="<service>",scope="repository:<name>:pull"`` and an ``UNAUTHORIZED`` error body.
-* The token service (its own server, so its own origin): ``GET /token?service=&scope=``.
+* The token service (its own server, so its own origin): ``GET /token?service=&scope=``
+  (``scope`` repeated for several repositories, one token for all).
   Basic auth of a known user, or anonymous for a public repository. It answers
   ``{"token", "access_token", "expires_in"}``, or ``401`` for wrong credentials.
 * :meth:`rate_limit`: the next N registry requests answer ``429`` with ``Retry-After``
@@ -57,7 +58,7 @@ class _TokenHandler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         fake = self.fake
         query = parse_qs(urlsplit(self.path).query)
-        scope = (query.get("scope") or [""])[0]
+        scopes = query.get("scope") or []
         user = None
         auth = self.headers.get("Authorization", "")
         if auth.startswith("Basic "):
@@ -73,7 +74,7 @@ class _TokenHandler(BaseHTTPRequestHandler):
             user = name
         fake.requests.append(Request("GET", self.path, time.monotonic(), 200))
         token = secrets.token_urlsafe(16)
-        fake.registry.grant(token, scope, user)
+        fake.registry.grant(token, scopes, user)
         body = json.dumps({"token": token, "access_token": token, "expires_in": 300}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -192,7 +193,7 @@ class FakeOCIRegistry(FakeServer):
         self.repos: dict[str, dict[str, tuple[str, bytes, str]]] = {}
         self.requests: list[Request] = []
         self.lock = threading.Lock()
-        self._grants: dict[str, tuple[str, str | None]] = {}
+        self._grants: dict[str, tuple[list[str], str | None]] = {}
         self._limited = 0
         self.retry_after = 1
         self.max_page = 100
@@ -213,14 +214,14 @@ class FakeOCIRegistry(FakeServer):
         self.repos.setdefault(name, {})[tag] = (media_type, body, digest)
         return digest
 
-    def grant(self, token: str, scope: str, user: str | None) -> None:
-        self._grants[token] = (scope, user)
+    def grant(self, token: str, scopes: list[str], user: str | None) -> None:
+        self._grants[token] = (scopes, user)
 
     def allowed(self, authorization: str, name: str) -> bool:
         if not authorization.startswith("Bearer "):
             return False
-        scope, user = self._grants.get(authorization[7:], ("", None))
-        if scope != f"repository:{name}:pull":
+        scopes, user = self._grants.get(authorization[7:], ([], None))
+        if f"repository:{name}:pull" not in scopes:
             return False
         return user is not None or name in self.public
 

@@ -198,6 +198,7 @@ def test_prefect_yaml_declares_the_stack_deployments():
         "feature-environment-cleanup",
         "git-watcher",
         "pull-request-watcher",
+        "registry-watcher",
         "stack-apply",
         "stack-destroy",
         "stack-plan",

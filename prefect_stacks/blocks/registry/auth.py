@@ -62,14 +62,15 @@ class Token:
 
 def fetch_token(
     challenge: Challenge,
-    scope: str,
+    scopes: list[str],
     *,
     registry: str,
     username: str | None,
     password: str | None,
     timeout: float,
 ) -> Token:
-    """A bearer token for ``scope`` from the challenge's realm."""
+    """One bearer token for every scope in ``scopes`` (the spec allows several ``scope``
+    parameters), from the challenge's realm."""
     realm = challenge.realm
     parts = urlsplit(realm)
     if parts.scheme not in ("https", "http") or not parts.netloc:
@@ -87,7 +88,7 @@ def fetch_token(
     if username and password:
         headers["Authorization"] = basic_header(username, password)
         secrets.append(headers["Authorization"].split(" ", 1)[1])
-    params = {"scope": scope}
+    params: dict[str, str | list[str]] = {"scope": scopes}
     if challenge.params.get("service"):
         params["service"] = challenge.params["service"]
     with HttpClient(

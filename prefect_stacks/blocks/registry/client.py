@@ -26,10 +26,12 @@ from typing import Any
 from urllib.parse import quote
 
 from prefect_stacks._internal.http import (
+    CacheEntry,
     HttpClient,
     HttpResult,
     MemoryResponseCache,
     ResponseCache,
+    cache_key,
 )
 from prefect_stacks.blocks.registry.auth import (
     Challenge,
@@ -117,14 +119,18 @@ class RegistryClient:
         self.requests = 0  # every request sent, token requests included
         self.not_modified = 0  # digests answered 304 (unchanged since last asked)
         self._tokens: dict[str, Token] = {}
+        self._planned: list[str] = []  # scopes to ask a token for together (will_read)
+        self._bearer: Challenge | None = None  # the registry wants tokens from this realm
+        self._sent_token: Token | None = None
         self._blob_cache: dict[str, Any] = {}
+        self._cache: ResponseCache = cache if cache is not None else MemoryResponseCache()
         self._http = HttpClient(
             base_url=base_url,
             service=f"registry {host}",
             headers={"Accept": ", ".join(MANIFEST_TYPES)},
             secrets=[password] if password else [],
             timeout=timeout,
-            cache=cache if cache is not None else MemoryResponseCache(),
+            cache=self._cache,
             error_class=RegistryError,
             describe_error=_describe(host),
         )
@@ -143,9 +149,20 @@ class RegistryClient:
         return f"RegistryClient({self.host})"
 
     # ------------------------------------------------------------------ plumbing
+    def will_read(self, repositories: list[str]) -> None:
+        """Say which repositories this client is about to read: a registry that wants
+        bearer tokens then gets one token request for all of them, not one each."""
+        for repository in repositories:
+            scope = f"repository:{repository}:pull"
+            if scope not in self._planned:
+                self._planned.append(scope)
+
     def _send(self, method: str, path: str, scope: str, **kwargs: Any) -> HttpResult:
-        """One request, paced; a 401 challenge answered once (basic or token), then the
-        request sent again."""
+        """One request, paced. With a bearer challenge already seen, the token for
+        ``scope`` is fetched before the request; a 401 challenge is answered once
+        (basic credentials or a token), then the request is sent again."""
+        if self._bearer is not None:
+            self._use_token(self._bearer, scope)
         for attempt in (1, 2):
             _Pacer.wait(self._pace_key, self.interval)
             self.requests += 1
@@ -167,22 +184,35 @@ class RegistryClient:
             return True
         if challenge.scheme != "bearer":
             return False
-        scope = challenge.params.get("scope") or scope
+        self._bearer = challenge
+        self._use_token(challenge, challenge.params.get("scope") or scope, fresh=True)
+        return True
+
+    def _use_token(self, challenge: Challenge, scope: str, fresh: bool = False) -> None:
+        """Send the token for ``scope``, fetching one (for it and every planned scope
+        without a token) when there is none, it expired, or the registry refused it."""
         token = self._tokens.get(scope)
-        if token is None or token.expires_at <= time.monotonic():
+        if fresh or token is None or token.expires_at <= time.monotonic():
+            now = time.monotonic()
+            wanted = [scope] + [
+                s
+                for s in self._planned
+                if s != scope and (s not in self._tokens or self._tokens[s].expires_at <= now)
+            ]
             _Pacer.wait(self._pace_key, self.interval)
             self.requests += 1
             token = fetch_token(
                 challenge,
-                scope,
+                wanted,
                 registry=self.host,
                 username=self.username,
                 password=self._password,
                 timeout=self.timeout,
             )
-            self._tokens[scope] = token
-        self._http.set_credential("Authorization", f"Bearer {token.value}", token.value)
-        return True
+            self._tokens.update(dict.fromkeys(wanted, token))
+        if token is not self._sent_token:
+            self._http.set_credential("Authorization", f"Bearer {token.value}", token.value)
+            self._sent_token = token
 
     @staticmethod
     def _path(repository: str, *rest: str) -> str:
@@ -245,6 +275,14 @@ class RegistryClient:
         if not answer.data:  # some registries omit it on HEAD: read the manifest itself
             return self.manifest(repository, reference)[2]
         return str(answer.data)
+
+    def remember_digest(self, repository: str, reference: str, digest: str) -> None:
+        """Seed the conditional HEAD of ``repository:reference`` with a digest seen before
+        (a watcher's state): Distribution, GHCR and Docker Hub use the quoted digest as
+        the manifest's ETag, so an unmoved tag answers 304 from the first poll of a new
+        process. Elsewhere the HEAD is simply answered in full."""
+        url = self._http.url(self._path(repository, "manifests", reference))
+        self._cache.put(cache_key("HEAD", url, "digest"), CacheEntry(f'"{digest}"', digest))
 
     def manifest(self, repository: str, reference: str) -> tuple[str, dict, str]:
         """(media type, manifest, digest) of a tag or digest."""

@@ -36,6 +36,10 @@ class MutableTag(BaseModel):
     kind: Literal["tag"] = "tag"
     tag: str = Field(description="The tag to follow, e.g. `latest` or `main`.")
 
+    @property
+    def label(self) -> str:
+        return f"tag={self.tag}"
+
 
 class SemverPolicy(BaseModel):
     kind: Literal["semver"] = "semver"
@@ -49,6 +53,10 @@ class SemverPolicy(BaseModel):
     def _check(cls, value: str) -> str:
         Constraint.parse(value)
         return value
+
+    @property
+    def label(self) -> str:
+        return f"semver={self.constraint}" + (" +prereleases" if self.include_prereleases else "")
 
 
 class RegexPolicy(BaseModel):
@@ -68,6 +76,10 @@ class RegexPolicy(BaseModel):
             raise ValueError(f"{value!r} is not a regular expression: {exc}") from None
         return value
 
+    @property
+    def label(self) -> str:
+        return f"regex={self.pattern} by {self.sort_by or 'tag'} ({self.order})"
+
     def key(self, tag: str) -> tuple | None:
         match = re.search(self.pattern, tag)
         if not match:
@@ -83,6 +95,10 @@ class RegexPolicy(BaseModel):
 class NewestBuildPolicy(BaseModel):
     kind: Literal["newest-build"] = "newest-build"
     pattern: str = Field("", description="Only tags matching this regular expression.")
+
+    @property
+    def label(self) -> str:
+        return f"newest-build={self.pattern or '*'}"
 
 
 TagPolicy = Annotated[
