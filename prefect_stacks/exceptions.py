@@ -161,6 +161,16 @@ class RegistryError(HTTPServiceError):
         self.challenge = challenge
 
 
+class KubernetesError(PrefectStacksError):
+    """kubectl failed, or the API server refused what it was sent: the message names the
+    cluster, what was asked, the API server's own words and what to fix. ``result`` is
+    the :class:`ProcessResult` (argv and output masked)."""
+
+    def __init__(self, message: str, *, result: ProcessResult | None = None) -> None:
+        super().__init__(message)
+        self.result = result
+
+
 # ------------------------------------------------------------ git
 class GitError(PrefectStacksError):
     """A git command failed; ``result`` is its :class:`ProcessResult` (argv masked, the

@@ -103,6 +103,7 @@ def test_up_twice_reuses_everything_then_down(tmp_path, prefect_stacks_cli):
                 "environment-janitor/default",
                 "git-watcher/default",
                 "pull-request-watcher/default",
+                "registry-watcher/default",
                 "feature-environment-cleanup/default",
             ]
         )
