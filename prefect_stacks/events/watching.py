@@ -124,6 +124,7 @@ def watch(
     on_new: OnNew | None = None,
     confirm_gone: ConfirmGone | None = None,
     on_gone: OnGone | None = None,
+    seen: dict[str, str] | None = None,
 ) -> dict[str, list[str]]:
     """Emit one event per key whose version changed since the last run of ``watcher``.
 
@@ -143,12 +144,15 @@ def watch(
             key is forgotten silently (if it comes back it is new again).
         on_gone: called with ``(key, previous version)`` after a confirmed-gone key's event
             was accepted and before the key is forgotten; a raise keeps the key.
+        seen: the watcher's state as ``WatcherState(watcher).load()`` just returned it,
+            for a watcher that needed it to observe (the registry watcher seeds its
+            conditional requests with it); read here when not given.
 
     Returns ``{"emitted": [...], "baseline": [...], "forgotten": [...], "kept": [...]}``
     (keys, in the order handled: :func:`key_order`).
     """
     run = _WatchRun(watcher, WatcherState(watcher), get_run_logger())
-    seen = run.state.load()
+    seen = run.state.load() if seen is None else seen
     first = BASELINE_KEY not in seen
     if first and baseline_on_first_run:
         run.record_baseline(observed)

@@ -172,7 +172,8 @@ def registry_watcher(
     )
     name = events.validate_watcher_name(watcher or default_watcher_name("registry", block.host))
     repositories = {image.key: image.repository for image in images}
-    observed, failed = resolve_images(block, images, WatcherState(name).load())
+    seen = WatcherState(name).load()
+    observed, failed = resolve_images(block, images, seen)
 
     def image_event(key: str, version: str, before: str | None):
         tag, _, digest = version.partition("@")
@@ -185,6 +186,7 @@ def registry_watcher(
         baseline_on_first_run=baseline_on_first_run,
         # an image that could not be read this time is kept as it was, not forgotten
         confirm_gone=lambda key, before: False if key in failed else None,
+        seen=seen,
     )
     report["failed"] = sorted(failed)
     if failed:
