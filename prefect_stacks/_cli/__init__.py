@@ -4,7 +4,21 @@ Commands live in one module per topic under ``prefect_stacks._cli`` and register
 themselves on :data:`app` when imported below.
 """
 
+import faulthandler
+import signal
+
 import typer
+
+# `kill -USR1 <pid>` prints every thread's stack to stderr: where a command that seems
+# hung (in CI, say) really is.
+faulthandler.register(signal.SIGUSR1, all_threads=True)
+# Ctrl-C must reach the commands that wait (`trigger --wait`, `env ... --wait`), even
+# when the parent process left SIGINT ignored or blocked for its children (the e2e suite
+# did, after the `up` tests): Python keeps an inherited SIG_IGN, and a blocked signal is
+# never delivered.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 app = typer.Typer(
     name="prefect-stacks",

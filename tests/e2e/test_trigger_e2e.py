@@ -177,7 +177,18 @@ class Streaming:
         raise AssertionError(f"no line with {needle!r} in:\n" + "\n".join(self.lines))
 
     def finish(self, timeout: float) -> int:
-        code = self.proc.wait(timeout=timeout)
+        try:
+            code = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.send_signal(signal.SIGUSR1)  # the CLI prints its threads' stacks
+            time.sleep(3)
+            self.proc.kill()
+            self.proc.wait()
+            while (line := self._queue.get(timeout=5)) is not None:
+                self.lines.append(line)
+            raise AssertionError(
+                f"still running {timeout:g} s later; its output and stacks:\n{self.output}"
+            ) from None
         while (line := self._queue.get(timeout=5)) is not None:
             self.lines.append(line)
         return code
