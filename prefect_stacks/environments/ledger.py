@@ -20,16 +20,11 @@ from typing import TypeVar
 import httpx
 from prefect import get_client
 from prefect.client.orchestration import SyncPrefectClient
-from prefect.client.schemas.actions import (
-    GlobalConcurrencyLimitCreate,
-    VariableCreate,
-    VariableUpdate,
-)
-from prefect.exceptions import ObjectAlreadyExists
+from prefect.client.schemas.actions import VariableCreate, VariableUpdate
 
 from prefect_stacks._internal.variables import PartialListing, tagged_variable_values
 from prefect_stacks.environments import locks
-from prefect_stacks.environments.locks import LimitBusy, hold_limit, lock_name
+from prefect_stacks.environments.locks import LimitBusy, ensure_limit, hold_limit, lock_name
 from prefect_stacks.environments.models import (
     LEDGER_TAG,
     Environment,
@@ -47,8 +42,6 @@ class EnvironmentLedger:
     """Read and write ledger entries on the Prefect server (the one in
     ``PREFECT_API_URL``). Safe to use from several processes at once."""
 
-    _locks_ready: set[str] = set()
-
     def __init__(self, client: SyncPrefectClient | None = None) -> None:
         self._client = client
 
@@ -61,33 +54,16 @@ class EnvironmentLedger:
             yield client
 
     # ------------------------------------------------------------------ locking
-    def _ensure_lock(self, client: SyncPrefectClient, lock: str) -> None:
-        key = f"{client.api_url}|{lock}"
-        if key in self._locks_ready:
-            return
-        try:
-            client.create_global_concurrency_limit(
-                GlobalConcurrencyLimitCreate(name=lock, limit=1, active=True)
-            )
-        except (ObjectAlreadyExists, httpx.HTTPStatusError) as exc:
-            if isinstance(exc, httpx.HTTPStatusError) and exc.response.status_code != 409:
-                raise
-        limit = client.read_global_concurrency_limit_by_name(lock)
-        if limit.limit != 1 or not limit.active:
-            raise LedgerError(
-                f"global concurrency limit {lock!r} must be active with limit 1 (it guards "
-                f"ledger writes); it is limit={limit.limit}, active={limit.active}. Fix it "
-                f"with: prefect gcl update {lock} --limit 1 --enable"
-            )
-        self._locks_ready.add(key)
-
     @contextmanager
     def lock(self, name: str) -> Iterator[None]:
         """Hold the ledger lock of ``name`` (shared with 1/16 of all names)."""
         lock = lock_name(name)
         timeout = locks.LOCK_TIMEOUT_SECONDS  # read at call time: tests shorten it
         with self._session() as client:
-            self._ensure_lock(client, lock)
+            try:
+                ensure_limit(client, lock, "ledger writes")
+            except ConfigurationError as exc:
+                raise LedgerError(str(exc)) from None
         try:
             with hold_limit(lock, timeout):
                 yield

@@ -17,8 +17,10 @@ from uuid import UUID
 import httpx
 from prefect import get_client
 from prefect.client.orchestration import SyncPrefectClient
+from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 from prefect.client.schemas.objects import ConcurrencyLeaseHolder
 from prefect.context import FlowRunContext, TaskRunContext
+from prefect.exceptions import ObjectAlreadyExists
 
 from prefect_stacks.exceptions import ConfigurationError, LimitBusy
 
@@ -41,6 +43,33 @@ LOCK_POLL_FIRST_SECONDS = 0.05
 LOCK_POLL_MAX_SECONDS = 1.0
 LOCK_RENEW_SECONDS = LOCK_LEASE_SECONDS / 2  # a held stripe's lease is renewed this often
 _LOGGER = logging.getLogger("prefect_stacks.environments")
+
+
+_READY: set[str] = set()
+
+
+def ensure_limit(client: SyncPrefectClient, limit: str, guards: str) -> None:
+    """Create the global concurrency limit ``limit`` (limit 1, active) if it is missing,
+    and refuse one that someone changed; ``guards`` says what it protects, for that
+    error. Checked once per server and process."""
+    key = f"{client.api_url}|{limit}"
+    if key in _READY:
+        return
+    try:
+        client.create_global_concurrency_limit(
+            GlobalConcurrencyLimitCreate(name=limit, limit=1, active=True)
+        )
+    except (ObjectAlreadyExists, httpx.HTTPStatusError) as exc:
+        if isinstance(exc, httpx.HTTPStatusError) and exc.response.status_code != 409:
+            raise
+    found = client.read_global_concurrency_limit_by_name(limit)
+    if found.limit != 1 or not found.active:
+        raise ConfigurationError(
+            f"global concurrency limit {limit!r} must be active with limit 1 (it guards "
+            f"{guards}); it is limit={found.limit}, active={found.active}. Fix it "
+            f"with: prefect gcl update {limit} --limit 1 --enable"
+        )
+    _READY.add(key)
 
 
 def lock_name(name: str) -> str:

@@ -240,6 +240,7 @@ def test_a_held_lock_renews_its_lease_and_releases_it(prefect_harness, monkeypat
 def test_a_deleted_lock_limit_is_a_clear_error(prefect_harness):
     from prefect import get_client
 
+    from prefect_stacks.environments import locks
     from prefect_stacks.environments.locks import lock_name
 
     ledger = EnvironmentLedger()
@@ -253,5 +254,5 @@ def test_a_deleted_lock_limit_is_a_clear_error(prefect_harness):
             ledger.update(name, lambda e: setattr(e, "owner", "x"))
         assert ledger.get(name).revision == 1
     finally:
-        EnvironmentLedger._locks_ready.clear()  # the next write re-creates it
+        locks._READY.clear()  # the next write re-creates it
     assert ledger.update(name, lambda e: setattr(e, "owner", "x")).owner == "x"
