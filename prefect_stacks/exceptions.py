@@ -161,6 +161,10 @@ class RegistryError(HTTPServiceError):
         self.challenge = challenge
 
 
+class AlertmanagerError(HTTPServiceError):
+    """An Alertmanager answered with an error or could not be reached."""
+
+
 class KubernetesError(PrefectStacksError):
     """kubectl failed, or the API server refused what it was sent: the message names the
     cluster, what was asked, the API server's own words and what to fix. ``result`` is
@@ -169,6 +173,20 @@ class KubernetesError(PrefectStacksError):
     def __init__(self, message: str, *, result: ProcessResult | None = None) -> None:
         super().__init__(message)
         self.result = result
+
+
+class DeployError(PrefectStacksError):
+    """A deploy could not be recorded or serialised (its target's record or lock)."""
+
+
+class DeployFailed(PrefectStacksError):
+    """A deploy reached the cluster and then failed: the rollout missed its deadline, a
+    functional check failed, or a watched alert fired. ``stage`` is ``"rollout"``,
+    ``"check"`` or ``"alerts"``. What the flow rolls back and quarantines."""
+
+    def __init__(self, message: str, *, stage: str) -> None:
+        super().__init__(message)
+        self.stage = stage
 
 
 # ------------------------------------------------------------ git

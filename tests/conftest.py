@@ -525,3 +525,51 @@ def require_provider(name: str) -> None:
         pytest.skip(f"{refused}; its stack was checked by `terraform fmt -check` only")
     reason = testbed.unavailable(f"provider-{name}")
     require(reason is None, reason or "")
+
+
+# ------------------------------------------------------------------ Alertmanager
+@pytest.fixture(scope="session")
+def alertmanager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Prometheus Alertmanager (Debian's prometheus-alertmanager) on loopback, no
+    receivers but a null one; yields its base URL. Tests post alerts to it themselves
+    (``POST /api/v2/alerts``), as Prometheus would."""
+    binary = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
+    require(
+        binary is not None,
+        "prometheus-alertmanager is not installed (Debian package prometheus-alertmanager)",
+    )
+    base = tmp_path_factory.mktemp("alertmanager")
+    config = base / "alertmanager.yml"
+    config.write_text("route:\n  receiver: none\nreceivers:\n  - name: none\n")
+    port, cluster_port = free_port(), free_port()
+    log = base / "alertmanager.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [
+                str(binary),
+                f"--config.file={config}",
+                f"--storage.path={base / 'data'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+                f"--cluster.listen-address=127.0.0.1:{cluster_port}",
+                "--cluster.advertise-address=127.0.0.1:" + str(cluster_port),
+                "--log.level=warn",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    import httpx
+
+    def ready() -> bool:
+        if proc.poll() is not None:
+            pytest.fail(f"alertmanager exited with {proc.returncode}:\n{log.read_text()}")
+        try:
+            return httpx.get(f"{url}/-/ready", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        _wait_for(ready, 30, "alertmanager", log)
+        yield url
+    finally:
+        stop(proc, 10)

@@ -174,6 +174,49 @@ _spec(
         example={"stack": "local-webapp", "workspace": "default", "url": "http://127.0.0.1:8080/"},
     )
 )
+_DEPLOY_LABELS = {
+    "stacks.cluster": "Name of the KubernetesCluster block.",
+    "stacks.namespace": "Namespace.",
+    "stacks.workload": "Workload, e.g. `deployment/web`.",
+}
+_spec(
+    EventSpec(
+        name="stacks.deploy.succeeded",
+        description="An image was deployed to a Kubernetes target, rolled out and passed "
+        "its checks and watch window: it is the target's known-good image now.",
+        resource_id="stacks.deploy.<cluster>/<namespace>/<workload>",
+        labels=_DEPLOY_LABELS,
+        payload={
+            "target": "`<cluster>/<namespace>/<workload>`.",
+            "image": "Reference deployed, `<repository>[:<tag>]@<digest>`.",
+            "digest": "Manifest digest deployed.",
+            "tag": "Tag it was pushed as, or null.",
+            "method": "kubectl, terraform-kubernetes or terraform-helm.",
+        },
+        example={"target": "prod/shop/deployment/web", "digest": "sha256:…"},
+    )
+)
+_spec(
+    EventSpec(
+        name="stacks.deploy.rolled-back",
+        description="A target went back to an earlier image: a deploy failed its rollout, "
+        "a check or its watch window (the failed digest is quarantined for the target), or "
+        "someone ran the rollback deployment (the target is pinned).",
+        resource_id="stacks.deploy.<cluster>/<namespace>/<workload>",
+        labels=_DEPLOY_LABELS,
+        payload={
+            "target": "`<cluster>/<namespace>/<workload>`.",
+            "image": "Reference now running, `<repository>[:<tag>]@<digest>`.",
+            "digest": "Digest now running (the known-good one).",
+            "failed_digest": "Digest rolled back from, or null.",
+            "reason": "Why: the failure, or the reason given for a manual rollback.",
+            "stage": "rollout, check, alerts, or manual.",
+            "quarantined": "True when the failed digest was quarantined.",
+            "pinned": "True when the target is pinned to this digest.",
+        },
+        example={"target": "prod/shop/deployment/web", "stage": "rollout"},
+    )
+)
 for _state, _what in (
     ("created", "An environment is ready (applied)."),
     ("expiring", "An environment expires soon (the janitor's warning)."),
@@ -475,5 +518,58 @@ def environment_event(
             "expires_at": expires_at.isoformat() if expires_at else None,
         },
         version=version,
+        related=_flow_run_related(flow_run_id),
+    )
+
+
+def _deploy_resource(target: str) -> dict[str, str]:
+    cluster, namespace, workload = target.split("/", 2)
+    return {
+        "prefect.resource.id": f"stacks.deploy.{target}",
+        "prefect.resource.name": target,
+        "stacks.cluster": cluster,
+        "stacks.namespace": namespace,
+        "stacks.workload": workload,
+    }
+
+
+def deploy_succeeded(
+    target: str, image: str, digest: str, tag: str | None, method: str, flow_run_id: str | None
+) -> Event:
+    return _event(
+        "stacks.deploy.succeeded",
+        _deploy_resource(target),
+        {"target": target, "image": image, "digest": digest, "tag": tag, "method": method},
+        version=f"{digest}\n{flow_run_id}",
+        related=_flow_run_related(flow_run_id),
+    )
+
+
+def deploy_rolled_back(
+    target: str,
+    image: str,
+    digest: str,
+    *,
+    failed_digest: str | None,
+    reason: str,
+    stage: str,
+    quarantined: bool,
+    pinned: bool,
+    flow_run_id: str | None,
+) -> Event:
+    return _event(
+        "stacks.deploy.rolled-back",
+        _deploy_resource(target),
+        {
+            "target": target,
+            "image": image,
+            "digest": digest,
+            "failed_digest": failed_digest,
+            "reason": reason,
+            "stage": stage,
+            "quarantined": quarantined,
+            "pinned": pinned,
+        },
+        version=f"{failed_digest}->{digest}\n{flow_run_id}",
         related=_flow_run_related(flow_run_id),
     )

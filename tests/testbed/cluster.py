@@ -26,6 +26,7 @@ from pathlib import Path
 
 PR_SET_CHILD_SUBREAPER = 36
 READY_LINE = "prefect-stacks-testbed: cluster created"
+STAGES = Path(__file__).with_name("kwok-stages.yaml")
 
 
 # --------------------------------------------------------------------------- supervisor
@@ -170,7 +171,8 @@ class KwokCluster:
 
     def start(self, timeout: float = 180) -> Path:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        (self.workdir / "kwok.yaml").write_text("")
+        # kwok's default stages, plus pods of an image tagged "*unready*" never Ready
+        (self.workdir / "kwok.yaml").write_text(STAGES.read_text())
         self._proc = subprocess.Popen(
             [sys.executable, __file__, str(self.bins["kwokctl"]), self.name, *self.create_args()],
             stdin=subprocess.PIPE,

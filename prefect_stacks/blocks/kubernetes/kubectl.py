@@ -156,8 +156,14 @@ class Kubectl:
         self, source: Path, images: dict[str, str] | None = None, namespace: str | None = None
     ) -> ApplyReport:
         """Render, check with the API server, server-side apply; what changed."""
-        namespace = namespace or self.namespace
         docs, pinned = self.render(source, images or {})
+        return self.apply_documents(docs, pinned, namespace)
+
+    def apply_documents(
+        self, docs: list[dict[str, Any]], pinned: list[str], namespace: str | None = None
+    ) -> ApplyReport:
+        """Check rendered ``docs`` with the API server, then server-side apply them."""
+        namespace = namespace or self.namespace
         with tempfile.TemporaryDirectory(prefix="prefect-stacks-kube-") as tmp:
             rendered = Path(tmp) / "rendered.yaml"
             rendered.write_text(dump(docs))

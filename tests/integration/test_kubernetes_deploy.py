@@ -1,0 +1,263 @@
+"""kubernetes-deploy, kubernetes-rollback and kubernetes-unpin on the test bed's real
+control plane (kwok nodes), with the kubectl method: the record of each target, rollbacks
+after a rollout that never completes, a failing functional check and a firing alert (a
+real Alertmanager), quarantine, pins, and bad input that leaves the running version alone.
+
+kwok runs no containers; a pod is Ready when kwok's stage says so. The test cluster's
+stages (tests/testbed/kwok-stages.yaml) keep the pods of an image whose tag contains
+"unready" Running but never Ready, so that rollout really fails in the API server. The
+functional checks are commands the test controls: they fail for the digest it chooses.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from prefect_stacks.blocks.kubernetes import KubernetesCluster
+from prefect_stacks.blocks.slack import SlackChannel
+from prefect_stacks.deploys.targets import DeployRecords, Target
+from prefect_stacks.exceptions import ConfigurationError, KubernetesError
+from prefect_stacks.flows.kubernetes import (
+    kubernetes_deploy,
+    kubernetes_rollback,
+    kubernetes_unpin,
+)
+from tests.conftest import read_events
+from tests.fakes.slack import FakeSlack
+
+pytestmark = pytest.mark.integration
+
+REPO = "registry.example/acme/web"
+APP = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 2
+  progressDeadlineSeconds: 600
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+        - name: web
+          image: registry.example/acme/web:latest
+"""
+
+
+def digest(name: str) -> str:
+    return "sha256:" + hashlib.sha256(f"{name}-{uuid.uuid4()}".encode()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def slack():
+    with FakeSlack(tokens=["xoxb-deploy"], channels=["deploys"]) as fake:
+        yield fake
+
+
+@pytest.fixture
+def env(kube_cluster: Path, kubectl: str, prefect_harness, tmp_path: Path, slack):
+    namespace = f"kd-{uuid.uuid4().hex[:8]}"
+    name = f"kube-{uuid.uuid4().hex[:6]}"
+    block = KubernetesCluster(
+        kubeconfig=SecretStr(kube_cluster.read_text()), namespace=namespace, kubectl_path=kubectl
+    )
+    block.save(name)
+    with block.kubectl() as k:
+        k.check("create", "namespace", namespace, what="creating the test namespace")
+    manifests = tmp_path / "k8s"
+    manifests.mkdir()
+    (manifests / "app.yaml").write_text(APP)
+    slack_block = f"slack-{uuid.uuid4().hex[:6]}"
+    SlackChannel(bot_token="xoxb-deploy", channel="#deploys", api_url=slack.api_url).save(
+        slack_block
+    )
+    return {
+        "block": block,
+        "name": name,
+        "namespace": namespace,
+        "manifests": str(manifests),
+        "slack": slack_block,
+        "target": Target(cluster=name, namespace=namespace, workload="deployment/web"),
+    }
+
+
+def deploy(env, tag: str, dig: str, **kw):
+    return kubernetes_deploy(
+        image=f"{REPO}:{tag}@{dig}",
+        cluster=env["name"],
+        workload="deployment/web",
+        manifests=env["manifests"],
+        slack=env["slack"],
+        rollout_timeout_seconds=kw.pop("timeout", 60),
+        return_state=True,
+        **kw,
+    )
+
+
+def running(env) -> tuple[str, dict]:
+    with env["block"].kubectl() as k:
+        dep = k.get_json("deployment/web", f"--namespace={env['namespace']}")
+    return dep["spec"]["template"]["spec"]["containers"][0]["image"], dep["status"]
+
+
+def record(env):
+    return DeployRecords().load(env["target"])
+
+
+def test_deploy_records_known_good_and_a_failed_rollout_rolls_back_and_quarantines(env, slack):
+    d1, d2, d3 = digest("v1"), digest("v2"), digest("v3")
+    first = deploy(env, "1.0.0", d1)
+    assert first.is_completed(), first.message
+    result = first.result()
+    assert result["outcome"] == "deployed"
+    assert f"deployment/{env['namespace']}/web" in result["created"]
+    image, status = running(env)
+    assert image == f"{REPO}:1.0.0@{d1}"
+    assert status.get("readyReplicas") == 2 and status.get("updatedReplicas") == 2
+
+    assert deploy(env, "2.0.0", d2).is_completed()
+    rec = record(env)
+    assert rec.known_good.digest == d2 and rec.deployed.digest == d2
+    assert [r.digest for r in rec.history] == [d1]
+
+    # v3's pods run but never become Ready: the rollout misses its deadline
+    state = deploy(env, "3.0.0-unready", d3, timeout=15)
+    assert state.is_failed()
+    assert "rolled back to 2.0.0@" in state.message and "quarantined" in state.message
+    image, status = running(env)
+    assert image == f"{REPO}:2.0.0@{d2}"
+    assert status.get("readyReplicas") == 2
+    rec = record(env)
+    assert rec.deployed.digest == d2 and rec.known_good.digest == d2
+    assert rec.quarantine_of(d3) is not None and "rollout" in rec.quarantine_of(d3).reason
+
+    # the same digest again (a re-sent notification, a watcher): not deployed
+    again = deploy(env, "3.0.0-unready", d3)
+    assert again.is_completed() and again.result()["outcome"] == "skipped"
+    assert "quarantined" in again.result()["reason"]
+    assert running(env)[0] == f"{REPO}:2.0.0@{d2}"
+
+    events = read_events("stacks.deploy.rolled-back", f"stacks.deploy.{env['target'].key}")
+    assert events and events[0]["payload"]["failed_digest"] == d3
+    assert events[0]["payload"]["stage"] == "rollout"
+    assert slack.find("rolled back to") and slack.find(d3[:19])
+
+    # a newer image goes through
+    d4 = digest("v4")
+    assert deploy(env, "4.0.0", d4).is_completed()
+    assert running(env)[0] == f"{REPO}:4.0.0@{d4}"
+
+
+def test_a_failing_functional_check_rolls_back(env, tmp_path):
+    good, bad = digest("good"), digest("bad")
+    script = tmp_path / "check.py"
+    script.write_text(
+        f"import os, sys\nsys.exit(1 if os.environ['DEPLOY_DIGEST'] == {bad!r} else 0)\n"
+    )
+    check = {"kind": "command", "command": [sys.executable, str(script), "{digest}"]}
+    assert deploy(env, "1.0.0", good, checks=[check]).is_completed()
+    state = deploy(env, "1.0.1", bad, checks=[check])
+    assert state.is_failed() and "(check)" in state.message
+    assert running(env)[0] == f"{REPO}:1.0.0@{good}"
+    assert record(env).quarantine_of(bad) is not None
+
+
+def test_an_alert_firing_in_the_watch_window_rolls_back(env, alertmanager, prefect_harness):
+    from prefect_stacks.blocks.alertmanager import Alertmanager
+
+    am = f"am-{uuid.uuid4().hex[:6]}"
+    Alertmanager(url=alertmanager).save(am)
+    service = f"web-{uuid.uuid4().hex[:6]}"
+    watch = {"alertmanager": am, "labels": {"service": service}, "window_seconds": 3,
+             "poll_seconds": 1}  # fmt: skip
+    good, bad = digest("good"), digest("bad")
+    assert deploy(env, "1.0.0", good, alerts=watch).is_completed()
+    response = httpx.post(
+        f"{alertmanager}/api/v2/alerts",
+        json=[{"labels": {"alertname": "Http5xx", "service": service, "severity": "critical"}}],
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    state = deploy(env, "1.0.1", bad, alerts=watch)
+    assert state.is_failed() and "Http5xx" in state.message
+    assert running(env)[0] == f"{REPO}:1.0.0@{good}"
+
+
+def test_a_manual_rollback_pins_the_target_until_unpinned(env):
+    d1, d2, d3 = digest("v1"), digest("v2"), digest("v3")
+    for tag, dig in (("1", d1), ("2", d2)):
+        assert deploy(env, tag, dig).is_completed()
+    back = kubernetes_rollback(
+        cluster=env["name"], workload="deployment/web", reason="bad release", return_state=True
+    )
+    assert back.is_completed(), back.message
+    assert running(env)[0] == f"{REPO}:1@{d1}"
+    assert record(env).pinned.digest == d1
+    skipped = deploy(env, "3", d3)
+    assert skipped.result()["outcome"] == "skipped" and "pinned" in skipped.result()["reason"]
+    assert running(env)[0] == f"{REPO}:1@{d1}"
+    events = read_events("stacks.deploy.rolled-back", f"stacks.deploy.{env['target'].key}")
+    assert any(e["payload"]["stage"] == "manual" and e["payload"]["pinned"] for e in events)
+
+    assert kubernetes_unpin(cluster=env["name"], workload="deployment/web")["outcome"] == (
+        "unpinned"
+    )
+    assert deploy(env, "3", d3).is_completed()
+    assert running(env)[0] == f"{REPO}:3@{d3}"
+
+
+def test_a_manifest_the_api_server_refuses_leaves_the_running_version(env, tmp_path):
+    good = digest("good")
+    assert deploy(env, "1", good).is_completed()
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "app.yaml").write_text(APP.replace("replicas: 2", "replicas: 2\n  replicaz: 3"))
+    with pytest.raises(KubernetesError, match="replicaz"):
+        kubernetes_deploy(
+            image=f"{REPO}:2@{digest('x')}", cluster=env["name"], workload="deployment/web",
+            manifests=str(bad),
+        )  # fmt: skip
+    assert running(env)[0] == f"{REPO}:1@{good}"
+    assert record(env).deployed.digest == good and not record(env).quarantined
+
+
+def test_bad_parameters_are_clear_errors(env):
+    base = dict(cluster=env["name"], workload="deployment/web", manifests=env["manifests"])
+    with pytest.raises(ConfigurationError, match="has no digest"):
+        kubernetes_deploy(image=f"{REPO}:latest", **base)
+    with pytest.raises(ConfigurationError, match="uses the image repository"):
+        kubernetes_deploy(image=f"other.example/x@{digest('o')}", **base)
+    with pytest.raises(ConfigurationError, match="define no deployment/api"):
+        kubernetes_deploy(image=f"{REPO}@{digest('a')}", **{**base, "workload": "deployment/api"})
+    with pytest.raises(ConfigurationError, match="no block named|not found|create it"):
+        kubernetes_deploy(image=f"{REPO}@{digest('a')}", **{**base, "cluster": "no-such-cluster"})
+
+
+def test_a_cluster_that_does_not_answer_is_a_clear_error(env, prefect_harness, kubectl):
+    dead = env["block"].kubeconfig.get_secret_value()
+    import re
+
+    dead = re.sub(r"server: https://[^\s]+", "server: https://127.0.0.1:1", dead)
+    name = f"dead-{uuid.uuid4().hex[:6]}"
+    KubernetesCluster(
+        kubeconfig=SecretStr(dead), namespace="default", kubectl_path=kubectl, request_timeout=3
+    ).save(name)
+    started = time.monotonic()
+    with pytest.raises(KubernetesError, match="does not answer"):
+        kubernetes_deploy(
+            image=f"{REPO}@{digest('a')}", cluster=name, workload="deployment/web",
+            manifests=env["manifests"],
+        )  # fmt: skip
+    assert time.monotonic() - started < 60
