@@ -1,7 +1,8 @@
 """git, the way every part of prefect-stacks calls it: argv only, no prompt, a token sent
 as an HTTP header through ``GIT_CONFIG_*`` environment variables (never in argv or a
 URL), output masked. :func:`clone` is the one clone of the package (a stack's git source,
-a pull request's head commit); :func:`ls_remote_heads` reads branch heads."""
+a pull request's head commit); :func:`ls_remote_heads` reads branch heads;
+:func:`read_revision` tells what a clone checked out (commit, branch, tags, describe)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import logging
 import re
 import shutil
 from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -158,3 +161,102 @@ def clone(
     if result.returncode != 0:
         raise fail("checkout", result)
     return dest
+
+
+@dataclass(frozen=True)
+class Revision:
+    """What a :func:`clone` checked out: the commit, its committer date, the branch the
+    ref named (the remote's default branch when none was given; None for a tag or a
+    commit), and, when :func:`read_revision` was asked for them, the tags pointing at the
+    commit and ``git describe --tags --always``."""
+
+    sha: str
+    committed_at: datetime
+    branch: str | None = None
+    tags: tuple[str, ...] = ()
+    describe: str | None = None
+
+
+def read_revision(
+    checkout: Path,
+    *,
+    ref: str | None,
+    token: str | None = None,
+    tags: bool = False,
+    describe: bool = False,
+    secrets: Iterable[str] = (),
+    logger: logging.Logger | logging.LoggerAdapter | None = None,
+    timeout: float = 600,
+) -> Revision:
+    """The :class:`Revision` of ``checkout``, a clone made by :func:`clone` with ``ref``.
+
+    One ``git ls-remote`` of the clone's origin names the branch (and, with ``tags``, the
+    tags whose commit is the checked-out one, annotated tags peeled): nothing is
+    fetched. ``describe`` needs the commit's history and the tags, so it fetches them
+    (``git fetch --unshallow --tags``: the clone stops being shallow) and runs
+    ``git describe --tags --always``. The token goes as :func:`clone` sends it.
+
+    Raises :class:`GitError` when a git command fails."""
+    git = git_binary()
+    env, token_values = auth_env(token)
+    masked = [*secrets, *token_values]
+
+    def run(*argv: str) -> ProcessResult:
+        result = run_process(
+            [git, *argv],
+            cwd=checkout,
+            env=env,
+            secrets=masked,
+            logger=logger,
+            stream=False,
+            timeout=timeout,
+        )
+        if result.returncode != 0:
+            raise GitError(
+                f"git {argv[0]} in the checkout failed (exit {result.returncode}): "
+                f"{result.stderr_tail()}",
+                step=argv[0],
+                result=result,
+            )
+        return result
+
+    sha = run("rev-parse", "HEAD").stdout.strip()
+    stamp = run("log", "-1", "--format=%cI", "HEAD").stdout.strip()
+    wanted = ["HEAD"] if ref is None else [f"refs/heads/{ref.removeprefix('refs/heads/')}"]
+    listing = run("ls-remote", "--symref", "origin", *wanted, *(["refs/tags/*"] if tags else []))
+    branch, at_commit = _branch_and_tags(listing.stdout, ref, sha)
+    described = None
+    if describe:
+        shallow = run("rev-parse", "--is-shallow-repository").stdout.strip() == "true"
+        run("fetch", "-q", *(["--unshallow"] if shallow else []), "--tags", "origin", "--", sha)
+        described = run("describe", "--tags", "--always", "HEAD").stdout.strip() or None
+    return Revision(
+        sha=sha,
+        committed_at=datetime.fromisoformat(stamp),
+        branch=branch,
+        tags=at_commit if tags else (),
+        describe=described,
+    )
+
+
+def _branch_and_tags(listing: str, ref: str | None, sha: str) -> tuple[str | None, tuple[str, ...]]:
+    """From ``git ls-remote --symref`` output: the branch ``ref`` names (the default
+    branch for None), and the tags whose (peeled) commit is ``sha``."""
+    branch = None
+    tag_commits: dict[str, str] = {}
+    peeled: dict[str, str] = {}
+    for line in listing.splitlines():
+        left, _, name = line.partition("\t")
+        if left.startswith("ref: ") and name == "HEAD" and ref is None:
+            branch = left.removeprefix("ref: refs/heads/")
+        elif name.startswith("refs/heads/") and ref is not None:
+            if name == f"refs/heads/{ref.removeprefix('refs/heads/')}":
+                branch = name.removeprefix("refs/heads/")
+        elif name.startswith("refs/tags/"):
+            tag = name.removeprefix("refs/tags/")
+            if tag.endswith("^{}"):
+                peeled[tag.removesuffix("^{}")] = left
+            else:
+                tag_commits[tag] = left
+    tags = tuple(sorted(t for t, c in tag_commits.items() if peeled.get(t, c) == sha))
+    return branch, tags

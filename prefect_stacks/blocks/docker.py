@@ -2,39 +2,40 @@
 
 :class:`ImageBuild` is what a flow parameter says about the build (image repository,
 Dockerfile, context, and the names of a prefect-docker ``DockerHost`` block and a
-``DockerRegistryCredentials`` block); :func:`build_image` builds it on that Docker host,
-tags it with the given tag (a commit SHA), pushes it, and returns the pushed reference
-pinned by digest (``registry/app:<sha>@sha256:...``), the string a deploy should use;
+``DockerRegistryCredentials`` block); :func:`build_image` builds it once on that Docker
+host with one or more tags (a commit SHA; the image-builder's tag rules,
+:mod:`prefect_stacks.blocks.image_tags`), pushes each, and returns the one manifest digest
+and the reference pinned by it (``registry/app:<sha>@sha256:...``) a deploy should use;
 :func:`build_and_push` is that as a task, for a commit of an environment.
 
-The Docker client comes from the ``DockerHost`` block (``get_client()``; no block means
-Docker's own environment: ``DOCKER_HOST`` or the local socket). prefect-docker's
-``build_docker_image``/``push_docker_image`` deployment steps always talk to the
-environment's Docker and print to stdout, so the build and push here call the block's
-docker-py client directly and stream Docker's progress to the run logger.
+Secrets stay out of the image (:mod:`prefect_stacks.blocks.image_secrets`): no build
+argument or label may hold one; the registry password goes only to Docker's login and
+push authentication; Docker's output is masked before it reaches the log.
+
+The Docker client comes from the ``DockerHost`` block (``get_client()``; none: Docker's
+environment, ``DOCKER_HOST`` or the local socket). prefect-docker's ``build_docker_image``
+/``push_docker_image`` steps talk to the environment's Docker and print to stdout, so
+the build and push here stream the block's docker-py client to the run logger.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from prefect_stacks._internal.process import default_logger
+from prefect_stacks._internal.process import Redactor, default_logger
 from prefect_stacks.blocks.base import load_block
+from prefect_stacks.blocks.image_secrets import refuse_secret_names, refuse_secrets
+from prefect_stacks.blocks.image_tags import is_repository, is_tag
 from prefect_stacks.exceptions import ConfigurationError, PrefectStacksError
-
-# Docker's reference grammar (distribution/reference): a first part with "." or ":" or
-# "localhost" is a registry host[:port]; every other part is a lowercase path component.
-_HOST_RE = re.compile(r"^[A-Za-z0-9.-]+(?::[0-9]+)?$")
-_COMPONENT_RE = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
-_TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 
 
 class ImageBuild(BaseModel):
@@ -42,6 +43,8 @@ class ImageBuild(BaseModel):
 
     The image is tagged with the commit SHA and handed to the stack, pinned by digest,
     as the variable named in ``variable``."""
+
+    model_config = ConfigDict(hide_input_in_errors=True)  # a refused build arg's value
 
     image: str = Field(
         description="Image repository without a tag, e.g. registry.example.com:5000/shop/web "
@@ -68,7 +71,8 @@ class ImageBuild(BaseModel):
     pull: bool = Field(default=True, description="Pull newer base images while building.")
     build_args: dict[str, str] = Field(
         default_factory=dict,
-        description="Docker build arguments (they are visible in the image: no secrets).",
+        description="Docker build arguments. They are visible in the image (`docker "
+        "history`): no secrets; names with TOKEN, PASSWORD, SECRET or KEY are refused.",
     )
     variable: str = Field(
         default="image",
@@ -78,12 +82,18 @@ class ImageBuild(BaseModel):
     @field_validator("image")
     @classmethod
     def _check_image(cls, value: str) -> str:
-        if not _is_repository(value):
+        if not is_repository(value):
             raise ValueError(
                 f"{value!r} is not an image repository: use lowercase path components, "
                 "an optional registry host[:port]/ in front, and no tag or digest "
-                "(e.g. localhost:5000/shop/web; the tag is the commit SHA)"
+                "(e.g. localhost:5000/shop/web; the tags come from the commit)"
             )
+        return value
+
+    @field_validator("build_args")
+    @classmethod
+    def _check_build_arg_names(cls, value: dict[str, str]) -> dict[str, str]:
+        refuse_secret_names(value)
         return value
 
     @field_validator("dockerfile", "context")
@@ -104,22 +114,17 @@ class ImageBuild(BaseModel):
         return value
 
 
-def _is_repository(value: str) -> bool:
-    parts = value.split("/")
-    first = parts[0]
-    if len(parts) > 1 and ("." in first or ":" in first or first == "localhost"):
-        if not _HOST_RE.match(first):
-            return False
-        parts = parts[1:]
-    return len(value) <= 255 and all(_COMPONENT_RE.match(p) for p in parts)
-
-
 @dataclass(frozen=True)
 class BuiltImage:
     repository: str
-    tag: str
+    tag: str  # the first tag
     image_id: str
-    digest: str | None  # the registry's manifest digest; None when not pushed
+    digest: str | None  # the registry's manifest digest (one for every tag); None: not pushed
+    tags: tuple[str, ...] = ()  # every tag, ``tag`` first
+
+    def __post_init__(self) -> None:
+        if not self.tags:
+            object.__setattr__(self, "tags", (self.tag,))
 
     @property
     def reference(self) -> str:
@@ -127,33 +132,37 @@ class BuiltImage:
         base = f"{self.repository}:{self.tag}"
         return f"{base}@{self.digest}" if self.digest else base
 
+    @property
+    def pinned(self) -> str | None:
+        """``repository@digest`` once pushed: the image whatever its tags."""
+        return f"{self.repository}@{self.digest}" if self.digest else None
+
 
 def build_image(
     spec: ImageBuild,
     checkout: Path,
-    tag: str,
+    tag: str | Sequence[str],
     labels: dict[str, str] | None = None,
     logger: logging.Logger | logging.LoggerAdapter | None = None,
+    secrets: Iterable[str] = (),
 ) -> BuiltImage:
-    """Build ``spec`` from ``checkout`` as ``spec.image:tag`` and push it (unless
-    ``spec.push`` is off). Raises :class:`ConfigurationError` for what the user must
-    fix before a build can run, :class:`PrefectStacksError` for a failed build or push
-    (with Docker's own message)."""
+    """Build ``spec`` from ``checkout`` once as ``spec.image:<tag>`` for each tag (the
+    first is also ``org.opencontainers.image.version`` unless ``labels`` say otherwise)
+    and push each (unless ``spec.push`` is off). ``secrets`` (e.g. the git token) may be
+    in no build argument or label and are masked in the log. Raises
+    :class:`ConfigurationError` for what the user must fix before a build can run,
+    :class:`PrefectStacksError` for a failed build or push (with Docker's message)."""
     log = logger or default_logger()
-    if not _TAG_RE.match(tag):
-        raise ConfigurationError(f"{tag!r} is not a valid image tag")
-    root = checkout.resolve()
-    context = (root / spec.context).resolve()
-    if not context.is_relative_to(root) or not context.is_dir():
-        raise ConfigurationError(
-            f"build context {spec.context!r} is not a directory of the repository"
-        )
-    dockerfile = (context / spec.dockerfile).resolve()
-    if not dockerfile.is_relative_to(root) or not dockerfile.is_file():
-        raise ConfigurationError(
-            f"no Dockerfile at {spec.dockerfile!r} in the build context {spec.context!r} "
-            "(ImageBuild.dockerfile is relative to ImageBuild.context)"
-        )
+    tags = [tag] if isinstance(tag, str) else list(dict.fromkeys(tag))
+    bad = [t for t in tags if not is_tag(t)] or ([] if tags else [""])
+    if bad:
+        raise ConfigurationError(f"{bad[0]!r} is not a valid image tag")
+    context, dockerfile = _paths(spec, checkout)
+    creds = _credentials(spec.registry_credentials)
+    secret_values = [*secrets, *([creds.password.get_secret_value()] if creds else [])]
+    labels = {"org.opencontainers.image.version": tags[0], **(labels or {})}
+    refuse_secrets(spec.build_args, labels, secret_values)
+    redact = Redactor(secret_values)
 
     import docker.errors
 
@@ -164,16 +173,26 @@ def build_image(
         except (docker.errors.DockerException, OSError) as exc:
             raise _unreachable(where, exc) from exc
         # also before the build: a private base image is pulled with the same login
-        auth = _login(client, spec.registry_credentials)
-        ref = f"{spec.image}:{tag}"
-        log.info("docker build %s (context %s, %s)", ref, spec.context, spec.dockerfile)
-        image_id = _build(client, spec, context, dockerfile, ref, labels or {}, log)
+        auth = _login(client, creds, spec.registry_credentials)
+        ref = f"{spec.image}:{tags[0]}"
+        more = f" (+ {', '.join(tags[1:])})" if tags[1:] else ""
+        log.info("docker build %s%s (context %s, %s)", ref, more, spec.context, spec.dockerfile)
+        image_id = _build(client, spec, context, dockerfile, ref, labels, log, redact)
+        for extra in tags[1:]:
+            client.api.tag(image_id, spec.image, extra)
         digest = None
         if spec.push:
-            log.info("docker push %s", ref)
-            digest = _push(client, spec.image, tag, auth, log)
-    built = BuiltImage(repository=spec.image, tag=tag, image_id=image_id, digest=digest)
-    log.info("image %s", built.reference)
+            digests = {}
+            for each in tags:
+                log.info("docker push %s:%s", spec.image, each)
+                digests[each] = _push(client, spec.image, each, auth, log, redact)
+            if len(set(digests.values())) != 1:
+                raise PrefectStacksError(
+                    f"the registry gave the tags of {spec.image} different digests: {digests}"
+                )
+            digest = digests[tags[0]]
+    built = BuiltImage(spec.image, tags[0], image_id, digest, tuple(tags))
+    log.info("image %s%s", built.reference, more)
     return built
 
 
@@ -222,17 +241,40 @@ def _unreachable(where: str, exc: BaseException) -> ConfigurationError:
     )
 
 
-def _login(client: Any, block_name: str | None) -> dict[str, str] | None:
+def _paths(spec: ImageBuild, checkout: Path) -> tuple[Path, Path]:
+    """The build context and the Dockerfile, both inside the checkout."""
+    root = checkout.resolve()
+    context = (root / spec.context).resolve()
+    if not context.is_relative_to(root) or not context.is_dir():
+        raise ConfigurationError(
+            f"build context {spec.context!r} is not a directory of the repository"
+        )
+    dockerfile = (context / spec.dockerfile).resolve()
+    if not dockerfile.is_relative_to(root) or not dockerfile.is_file():
+        raise ConfigurationError(
+            f"no Dockerfile at {spec.dockerfile!r} in the build context {spec.context!r} "
+            "(ImageBuild.dockerfile is relative to ImageBuild.context)"
+        )
+    return context, dockerfile
+
+
+def _credentials(block_name: str | None) -> Any:
     if not block_name:
         return None
-    import docker.errors
     from prefect_docker import DockerRegistryCredentials
 
-    creds = load_block(
+    return load_block(
         DockerRegistryCredentials,
         block_name,
         create="create it (Blocks > Docker Registry Credentials) or leave it empty",
     )
+
+
+def _login(client: Any, creds: Any, block_name: str | None) -> dict[str, str] | None:
+    if creds is None:
+        return None
+    import docker.errors
+
     auth = {
         "username": creds.username,
         "password": creds.password.get_secret_value(),
@@ -261,6 +303,7 @@ def _build(
     ref: str,
     labels: dict[str, str],
     log: logging.Logger | logging.LoggerAdapter,
+    redact: Redactor,
 ) -> str:
     import docker.errors
 
@@ -276,21 +319,23 @@ def _build(
             rm=True,
             forcerm=True,
             buildargs=spec.build_args or None,
-            labels={**labels, "org.opencontainers.image.version": ref.rsplit(":", 1)[1]},
+            labels=labels,
             decode=True,
         )
         for event in stream:
             if "error" in event:
                 detail = event.get("errorDetail", {}).get("message") or event["error"]
-                raise PrefectStacksError(f"docker build of {ref} failed: {detail.strip()}")
+                raise PrefectStacksError(
+                    f"docker build of {ref} failed: {redact(str(detail).strip())}"
+                )
             line = event.get("stream", "").rstrip()
             if line:
-                log.info("build: %s", line)
+                log.info("build: %s", redact(line))
             aux = event.get("aux")
             if isinstance(aux, dict) and aux.get("ID"):
                 image_id = aux["ID"]
     except docker.errors.APIError as exc:
-        raise PrefectStacksError(f"docker build of {ref} failed: {_explain(exc)}") from exc
+        raise PrefectStacksError(f"docker build of {ref} failed: {redact(_explain(exc))}") from exc
     if not image_id:
         raise PrefectStacksError(f"docker build of {ref} returned no image id")
     return image_id
@@ -302,6 +347,7 @@ def _push(
     tag: str,
     auth: dict[str, str] | None,
     log: logging.Logger | logging.LoggerAdapter,
+    redact: Redactor,
 ) -> str:
     """Push and return the manifest digest the registry answered with."""
     import docker.errors
@@ -315,10 +361,12 @@ def _push(
             if "error" in event:
                 detail = event.get("errorDetail", {}).get("message") or event["error"]
                 raise PrefectStacksError(
-                    f"docker push of {repository}:{tag} failed: {detail.strip()}"
+                    f"docker push of {repository}:{tag} failed: {redact(str(detail).strip())}"
                     + (
-                        " (the registry wants a login: set ImageBuild.registry_credentials)"
-                        if "auth" in detail.lower()
+                        " (the registry wants a login: set ImageBuild.registry_credentials, "
+                        "the image-builder's registry_credentials, to a "
+                        "DockerRegistryCredentials block)"
+                        if "auth" in str(detail).lower()
                         else ""
                     )
                 )
@@ -329,11 +377,11 @@ def _push(
             line = f"{event.get('id', '')} {status}".strip() if status else ""
             # one line per layer state, not one per progress tick
             if line and line != last and not event.get("progressDetail"):
-                log.info("push: %s", line)
+                log.info("push: %s", redact(line))
                 last = line
     except docker.errors.APIError as exc:
         raise PrefectStacksError(
-            f"docker push of {repository}:{tag} failed: {_explain(exc)}"
+            f"docker push of {repository}:{tag} failed: {redact(_explain(exc))}"
         ) from exc
     if not digest:
         raise PrefectStacksError(
