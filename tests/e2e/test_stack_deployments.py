@@ -104,6 +104,10 @@ def test_up_twice_reuses_everything_then_down(tmp_path, prefect_stacks_cli):
                 "git-watcher/default",
                 "pull-request-watcher/default",
                 "registry-watcher/default",
+                "image-builder/default",
+                "kubernetes-deploy/default",
+                "kubernetes-rollback/default",
+                "kubernetes-unpin/default",
                 "feature-environment-cleanup/default",
             ]
         )
