@@ -369,7 +369,11 @@ def dockerd() -> Iterator[str]:
         shutil.rmtree(base, ignore_errors=True)
 
 
-def _start_registry(base: Path, auth: Path | None = None) -> tuple[subprocess.Popen, str, Path]:
+def start_registry(
+    base: Path, auth: Path | None = None, notify: tuple[str, str] | None = None
+) -> tuple[subprocess.Popen, str, Path]:
+    """Start Distribution; ``notify`` = (url, bearer token) sends its notifications there
+    (retried every second until answered, as a real endpoint would be)."""
     binary = shutil.which("docker-registry")
     require(binary is not None, "docker-registry is not installed (Debian package docker-registry)")
     port = free_port()
@@ -383,6 +387,13 @@ def _start_registry(base: Path, auth: Path | None = None) -> tuple[subprocess.Po
     )
     if auth is not None:
         text += f"auth:\n  htpasswd:\n    realm: prefect-stacks-tests\n    path: {auth}\n"
+    if notify is not None:
+        text += (
+            "notifications:\n  endpoints:\n    - name: prefect-stacks\n"
+            f"      url: {notify[0]}\n"
+            f"      headers:\n        Authorization: [Bearer {notify[1]}]\n"
+            "      timeout: 5s\n      threshold: 3\n      backoff: 1s\n"
+        )
     config.write_text(text)
     log = base / "registry.log"
     with log.open("wb") as out:
@@ -408,7 +419,7 @@ def _start_registry(base: Path, auth: Path | None = None) -> tuple[subprocess.Po
 @pytest.fixture(scope="session")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real Distribution registry on loopback, no login; yields its host:port."""
-    proc, address, _ = _start_registry(tmp_path_factory.mktemp("registry"))
+    proc, address, _ = start_registry(tmp_path_factory.mktemp("registry"))
     try:
         yield address
     finally:
@@ -433,7 +444,7 @@ def registry_with_login(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tu
         capture_output=True,
     )
     assert created.returncode == 0, created.stderr
-    proc, address, _ = _start_registry(base, auth=users)
+    proc, address, _ = start_registry(base, auth=users)
     try:
         yield address, user, password
     finally:

@@ -3,7 +3,8 @@ and waits for the workload's rollout within a deadline the flow owns.
 
 * ``kubectl``: the manifests (a directory, a file or a kustomization on the worker) with
   the image pinned by digest, checked by the API server's dry run, server-side applied;
-  then ``kubectl rollout status`` on the target workload.
+* ``terraform-kubernetes`` and ``terraform-helm``: a TerraformStack with the image as
+  variables, planned and applied (:mod:`.terraform_methods`).
 
 Whatever the method, the rollout is waited for by kubectl against the target workload,
 so every method fails the same way when pods never become Ready: :class:`DeployFailed`
@@ -77,9 +78,15 @@ class KubectlMethod(DeployMethod):
 
 
 def method_for(spec: MethodSpec, kubectl: Kubectl, target: Target) -> DeployMethod:
-    spec.check()
-    if spec.method == "kubectl":
-        return KubectlMethod(spec, kubectl, target)
-    raise ConfigurationError(
-        f"method {spec.method} is not available yet in this version; use method kubectl"
+    from prefect_stacks.deploys.terraform_methods import (
+        HelmProviderMethod,
+        KubernetesProviderMethod,
     )
+
+    spec.check()
+    methods: dict[str, type[DeployMethod]] = {
+        "kubectl": KubectlMethod,
+        "terraform-kubernetes": KubernetesProviderMethod,
+        "terraform-helm": HelmProviderMethod,
+    }
+    return methods[spec.method](spec, kubectl, target)

@@ -74,6 +74,9 @@ class MethodSpec(BaseModel):
     method: Method = "kubectl"
     manifests: str | None = Field(default=None, description="kubectl: manifests on the worker.")
     stack: str | None = Field(default=None, description="terraform-*: TerraformStack block.")
+    workspace: str | None = Field(
+        default=None, description="terraform-*: workspace; the block's when empty."
+    )
 
     def check(self) -> MethodSpec:
         if self.method == "kubectl" and not self.manifests:

@@ -166,6 +166,7 @@ def kubernetes_deploy(
     method: Method = "kubectl",
     manifests: str | None = None,
     stack: str | None = None,
+    workspace: str | None = None,
     tag: str | None = None,
     registry: str | None = None,
     rollout_timeout_seconds: int = 300,
@@ -186,7 +187,9 @@ def kubernetes_deploy(
         namespace: Namespace of the workload; the block's when empty.
         method: kubectl (manifests), terraform-kubernetes or terraform-helm (a stack).
         manifests: kubectl: directory, file or kustomization on the worker.
-        stack: terraform-*: name of the TerraformStack block.
+        stack: terraform-*: name of the TerraformStack block (stacks/k8s-app,
+            stacks/helm-app or your own taking the same variables).
+        workspace: terraform-*: Terraform workspace; the block's when empty.
         tag: The tag the image was pushed as (for the record and messages).
         registry: Name of a ContainerRegistry block: confirm the digest exists first.
         rollout_timeout_seconds: Deadline for the apply and rollout, owned by this run.
@@ -200,7 +203,8 @@ def kubernetes_deploy(
     wanted = parse_image(image, tag)
     block = _cluster(cluster)
     target = _target(block, cluster, namespace, workload)
-    spec = MethodSpec(method=method, manifests=manifests, stack=stack).check()
+    spec = MethodSpec(method=method, manifests=manifests, stack=stack, workspace=workspace)
+    spec.check()
     if registry:
         confirm_image(registry, wanted)
     records = DeployRecords()

@@ -361,14 +361,14 @@ def e2e(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2E]:
             os.environ["PREFECT_API_URL"] = saved_api_url
 
 
-@pytest.fixture
-def receiver(e2e: E2E, prefect_stacks_cli, tmp_path: Path) -> Iterator[str]:
-    """`prefect-stacks webhooks serve` as its own process against the e2e server; yields
-    its base URL."""
-    port = free_port()
-    log = (tmp_path / "webhooks.log").open("w")
+@contextlib.contextmanager
+def running_receiver(e2e: E2E, cli: list[str], log_path: Path, port: int | None = None):
+    """`prefect-stacks webhooks serve` as its own process against the e2e server, on
+    ``port`` (a free one when None); yields its base URL."""
+    port = port or free_port()
+    log = log_path.open("w")
     proc = subprocess.Popen(
-        [*prefect_stacks_cli, "webhooks", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        [*cli, "webhooks", "serve", "--host", "127.0.0.1", "--port", str(port)],
         stdout=log,
         stderr=subprocess.STDOUT,
         env={**e2e.config.child_env(), "PREFECT_API_URL": e2e.api_url},
@@ -388,7 +388,17 @@ def receiver(e2e: E2E, prefect_stacks_cli, tmp_path: Path) -> Iterator[str]:
         proc.kill()
     if proc.poll() is not None:
         log.close()
-        pytest.fail(f"the receiver did not start:\n{(tmp_path / 'webhooks.log').read_text()}")
-    yield base
-    stop(proc)
-    log.close()
+        pytest.fail(f"the receiver did not start:\n{log_path.read_text()}")
+    try:
+        yield base
+    finally:
+        stop(proc)
+        log.close()
+
+
+@pytest.fixture
+def receiver(e2e: E2E, prefect_stacks_cli, tmp_path: Path) -> Iterator[str]:
+    """`prefect-stacks webhooks serve` as its own process against the e2e server; yields
+    its base URL."""
+    with running_receiver(e2e, prefect_stacks_cli, tmp_path / "webhooks.log") as base:
+        yield base

@@ -12,6 +12,8 @@ functional checks are commands the test controls: they fail for the digest it ch
 from __future__ import annotations
 
 import hashlib
+import shutil
+import subprocess
 import sys
 import time
 import uuid
@@ -30,7 +32,7 @@ from prefect_stacks.flows.kubernetes import (
     kubernetes_rollback,
     kubernetes_unpin,
 )
-from tests.conftest import read_events
+from tests.conftest import read_events, require_provider, wait_for
 from tests.fakes.slack import FakeSlack
 
 pytestmark = pytest.mark.integration
@@ -93,12 +95,41 @@ def env(kube_cluster: Path, kubectl: str, prefect_harness, tmp_path: Path, slack
     }
 
 
+METHODS = ["kubectl", "terraform-kubernetes", "terraform-helm"]
+SHIPPED = {
+    "terraform-kubernetes": ("k8s-app", "kubernetes"),
+    "terraform-helm": ("helm-app", "helm"),
+}
+
+
+def use_method(env, method: str, tmp_path: Path, mirror: Path | None = None) -> None:
+    """Point ``env``'s deploys at ``method``: the manifests, or a TerraformStack block of
+    the shipped stack (providers from the test bed's mirror, state in ``tmp_path``)."""
+    env["method"] = method
+    if method == "kubectl":
+        return
+    from prefect_stacks._internal.data import stack_path
+    from prefect_stacks.blocks.terraform import TerraformStack
+
+    stack, provider = SHIPPED[method]
+    require_provider(provider)
+    name = f"{stack}-{uuid.uuid4().hex[:6]}"
+    TerraformStack(
+        source=str(stack_path(stack)), provider_mirror=str(mirror),
+        state_dir=str(tmp_path / "state"),
+    ).save(name)  # fmt: skip
+    env["stack"] = name
+
+
 def deploy(env, tag: str, dig: str, **kw):
+    method = env.get("method", "kubectl")
     return kubernetes_deploy(
         image=f"{REPO}:{tag}@{dig}",
         cluster=env["name"],
         workload="deployment/web",
-        manifests=env["manifests"],
+        method=method,
+        manifests=env["manifests"] if method == "kubectl" else None,
+        stack=env.get("stack"),
         slack=env["slack"],
         rollout_timeout_seconds=kw.pop("timeout", 60),
         return_state=True,
@@ -116,13 +147,21 @@ def record(env):
     return DeployRecords().load(env["target"])
 
 
-def test_deploy_records_known_good_and_a_failed_rollout_rolls_back_and_quarantines(env, slack):
+@pytest.mark.parametrize("method", METHODS)
+def test_deploy_records_known_good_and_a_failed_rollout_rolls_back_and_quarantines(
+    env, slack, method, tmp_path, request
+):
+    mirror = request.getfixturevalue("terraform_mirror") if method != "kubectl" else None
+    use_method(env, method, tmp_path, mirror)
     d1, d2, d3 = digest("v1"), digest("v2"), digest("v3")
     first = deploy(env, "1.0.0", d1)
     assert first.is_completed(), first.message
     result = first.result()
     assert result["outcome"] == "deployed"
-    assert f"deployment/{env['namespace']}/web" in result["created"]
+    if method == "kubectl":
+        assert f"deployment/{env['namespace']}/web" in result["created"]
+    else:
+        assert result["add"] >= 1 and result["method"] == method
     image, status = running(env)
     assert image == f"{REPO}:1.0.0@{d1}"
     assert status.get("readyReplicas") == 2 and status.get("updatedReplicas") == 2
@@ -261,3 +300,68 @@ def test_a_cluster_that_does_not_answer_is_a_clear_error(env, prefect_harness, k
             manifests=env["manifests"],
         )  # fmt: skip
     assert time.monotonic() - started < 60
+
+
+# --------------------------------------------------------------------------- helm
+def helm_revisions(env) -> list[tuple[int, str]]:
+    with env["block"].kubectl() as k:
+        found = k.get_json(
+            "secrets", f"--namespace={env['namespace']}", "-l", "owner=helm,name=web"
+        )
+    return sorted(
+        (int(s["metadata"]["labels"]["version"]), s["metadata"]["labels"]["status"])
+        for s in found["items"]
+    )
+
+
+def test_helm_recovers_a_release_an_interrupted_run_left_pending(
+    env, tmp_path, terraform_mirror, helm_bin, kube_cluster
+):
+    from prefect_stacks._internal.data import stack_path
+
+    use_method(env, "terraform-helm", tmp_path, terraform_mirror)
+    d1, d2 = digest("v1"), digest("v2")
+    assert deploy(env, "1.0.0", d1).is_completed()
+    # a run that dies while Helm waits: the release stays pending-upgrade
+    interrupted = subprocess.Popen(
+        [
+            helm_bin, "upgrade", "web", str(stack_path("helm-app") / "chart"),
+            f"--namespace={env['namespace']}", f"--kubeconfig={kube_cluster}",
+            "--reuse-values", "--set", "image.tag=1.0.1-unready", "--wait", "--timeout=300s",
+        ],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_for(
+            "helm to mark the release pending-upgrade",
+            lambda: helm_revisions(env)[-1][1] == "pending-upgrade",
+            timeout=60,
+        )
+    finally:
+        interrupted.kill()
+        interrupted.wait()
+    state = deploy(env, "2.0.0", d2)
+    assert state.is_completed(), state.message
+    assert running(env)[0] == f"{REPO}:2.0.0@{d2}"
+    assert helm_revisions(env)[-1][1] == "deployed"
+    assert all(status != "pending-upgrade" for _, status in helm_revisions(env))
+
+
+def test_a_chart_template_error_leaves_the_running_version(env, tmp_path, terraform_mirror):
+    from prefect_stacks._internal.data import stack_path
+    from prefect_stacks.blocks.terraform import TerraformStack
+
+    use_method(env, "terraform-helm", tmp_path, terraform_mirror)
+    good = digest("good")
+    assert deploy(env, "1", good).is_completed()
+    broken = tmp_path / "broken-chart"
+    shutil.copytree(stack_path("helm-app") / "chart", broken)
+    (broken / "templates" / "broken.yaml").write_text("data: {{ .Values.missing.key }}\n")
+    block = TerraformStack.load(env["stack"])
+    block.variables = {"chart": str(broken)}
+    block.save(env["stack"], overwrite=True)
+    state = deploy(env, "2", digest("two"))
+    assert state.is_failed()
+    assert "broken.yaml" in state.message and "nil pointer" in state.message
+    assert running(env)[0] == f"{REPO}:1@{good}"
+    assert not record(env).quarantined and record(env).deployed.digest == good
