@@ -374,6 +374,7 @@ def start_registry(
 ) -> tuple[subprocess.Popen, str, Path]:
     """Start Distribution; ``notify`` = (url, bearer token) sends its notifications there
     (retried every second until answered, as a real endpoint would be)."""
+    base.mkdir(parents=True, exist_ok=True)
     binary = shutil.which("docker-registry")
     require(binary is not None, "docker-registry is not installed (Debian package docker-registry)")
     port = free_port()
@@ -528,7 +529,9 @@ def terraform_mirror() -> Path:
 
 def require_provider(name: str) -> None:
     """A provider from the mirror: skip (or fail in CI) when it is not built, except
-    when the Go proxy refused it, which docs/testing.md records: then skip, saying so."""
+    when the Go proxy refused a module it needs (its `.refused` record says so): then
+    skip, saying so. A vendored provider whose archive fails its sha256 check is a
+    failure, not a refusal (docs/testing.md, "Vendored providers")."""
     from tests import testbed
 
     refused = testbed.refused(f"provider-{name}")

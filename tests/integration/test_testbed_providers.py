@@ -2,9 +2,10 @@
 and its ``provider_mirror`` field: kubernetes and helm against the real control plane,
 postgresql against the real PostgreSQL, github installed offline.
 
-A provider the Go module proxy will not serve (docs/testing.md names them) cannot run
-here: its stack is then checked by ``terraform fmt -check`` only and the test says so
-in its skip reason."""
+kubernetes, helm and postgresql are built from source vendored in tests/testbed/vendor/
+(the Go module proxy refuses them; docs/testing.md, "Vendored providers"). Should a
+module one of them needs ever be refused by the proxy, its stack is checked by
+``terraform fmt -check`` only and the test says so in its skip reason."""
 
 from __future__ import annotations
 

@@ -9,13 +9,22 @@ lands in ``<cache>/<name>-<version>/`` (``<cache>`` is ``$PREFECT_STACKS_TESTBED
 ``~/.cache/prefect-stacks/testbed``) with a ``.complete`` record; a second run, from any
 clone, finds it and builds nothing.
 
+Three providers the proxy refuses (403) are built from source vendored in the checkout
+(``vendor/``, a ``source`` and ``sha256`` in versions.toml; their dependencies come from
+the proxy). ``build.py vendor <provider> --from <git-dir>`` packs such an archive from a
+snapshot of the provider's repository (vendor/README.md).
+
 A build the Go proxy refuses is not fatal to the others: the component gets a
 ``.refused`` record (the go command and its last lines), the error is printed, and the
 tests that need it say why they cannot run (tests/testbed/__init__.py reads the records).
 The script exits non-zero only when it cannot try at all (no go) or a build fails for
-another reason than a refused module.
+another reason than a refused module (a vendored archive that does not match its sha256
+is such a failure).
 
-Standard library only: it runs before the virtualenv exists.
+Standard library only: it runs before the virtualenv exists. Longer than 400 lines: one
+build recipe per component kind (a wrapper module for Kubernetes, etcd, the providers;
+go install for kwok and helm; terraform), which share the records, the go environment and
+the error reports kept here; the vendored sources are in sources.py.
 """
 
 from __future__ import annotations
@@ -26,11 +35,17 @@ import re
 import shutil
 import subprocess
 import sys
+import tarfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import tomllib
+
+if __package__:
+    from . import sources
+else:  # run as a script: python3 tests/testbed/build.py
+    import sources
 
 HERE = Path(__file__).resolve().parent
 VERSIONS = HERE / "versions.toml"
@@ -61,6 +76,7 @@ class Component:
     directory: Path
     outputs: tuple[str, ...]  # paths relative to ``directory``
     installed: Path | None = None  # a provider's place in the mirror (a hard link)
+    source_sha256: str | None = None  # a vendored source: the build must be of this one
 
     @property
     def label(self) -> str:
@@ -71,11 +87,19 @@ class Component:
 
     @property
     def complete(self) -> bool:
-        return (
-            (self.directory / ".complete").exists()
+        record = self.directory / ".complete"
+        if not (
+            record.exists()
             and all(self.path(o).is_file() for o in self.outputs)
             and (self.installed is None or self.installed.is_file())
-        )
+        ):
+            return False
+        if self.source_sha256 is None:
+            return True
+        try:  # built from an older vendored archive: build again
+            return json.loads(record.read_text()).get("source_sha256") == self.source_sha256
+        except ValueError:
+            return False
 
     @property
     def refusal(self) -> dict | None:
@@ -133,6 +157,7 @@ def components(versions: dict | None = None, root: Path | None = None) -> dict[s
             root / f"provider-{name}-{spec['version']}",
             (binary,),
             mirror / host / namespace / type_ / spec["version"] / PLATFORM / binary,
+            spec.get("sha256") if spec.get("source") else None,
         )
     return found
 
@@ -163,16 +188,22 @@ def write_cli_config(root: Path | None = None) -> Path:
 class Refused(Exception):
     """The go command failed; ``proxy`` says whether the module proxy refused a module."""
 
-    def __init__(self, command: list[str], output: str, workdir: Path) -> None:
+    def __init__(
+        self, command: list[str], output: str, workdir: Path, proxy: bool | None = None
+    ) -> None:
         self.command = command
         self.tail = "\n".join(output.rstrip().splitlines()[-TAIL_LINES:])
         self.workdir = workdir
-        self.proxy = bool(
-            re.search(r"403 Forbidden|not available|410 Gone|404 Not Found", output)
-            or "unknown revision" in output
-            or "Could not resolve host" in output
-        )
+        self.proxy = refused_by_proxy(output) if proxy is None else proxy
         super().__init__(f"`{' '.join(command)}` failed in {workdir}:\n{self.tail}")
+
+
+def refused_by_proxy(output: str) -> bool:
+    return bool(
+        re.search(r"403 Forbidden|not available|410 Gone|404 Not Found", output)
+        or "unknown revision" in output
+        or "Could not resolve host" in output
+    )
 
 
 def go(args: list[str], cwd: Path, extra_env: dict[str, str] | None = None) -> str:
@@ -204,11 +235,12 @@ def wrapper_module(
     godebug: list[str],
     imports: list[str],
     main_go: str | None = None,
+    go_directive: str = GO_DIRECTIVE,
 ) -> None:
     """A module of our own that requires the upstream one, carrying the replace
     directives `go install` refuses to honour in a dependency."""
     src.mkdir(parents=True, exist_ok=True)
-    lines = [f"module prefect-stacks/testbed/{name}", "", f"go {GO_DIRECTIVE}", ""]
+    lines = [f"module prefect-stacks/testbed/{name}", "", f"go {go_directive}", ""]
     lines += [f"godebug {d}" for d in godebug]
     lines += [f"require {m} {v}" for m, v in requires.items()]
     lines += [f"replace {old} => {new}" for old, new in replaces]
@@ -318,23 +350,54 @@ def build_terraform(c: Component, spec: dict, env: dict[str, str]) -> None:
 
 
 def build_provider(c: Component, spec: dict, env: dict[str, str]) -> None:
-    module_version = spec.get("module_version") or f"v{spec['version']}"
+    """A wrapper module that requires the provider (from the proxy, or from its vendored
+    source through a local replace), with the upstream replace directives; one build
+    with the ldflags of HashiCorp's release builds; a hard link into the mirror."""
     if spec.get("nosumdb"):
         env = {**env, "GONOSUMDB": spec["module"]}
     src = c.directory / "src"
     src.mkdir(parents=True, exist_ok=True)
-    upstream = upstream_gomod(spec["module"], module_version, src, env)
-    wrapper_module(
-        src,
-        c.name,
-        {spec["module"]: module_version},
-        copied_replaces(upstream),
-        [],
-        [spec["module"]],
-    )
+    if spec.get("source"):
+        module_dir = unpack_vendored(c, spec)
+        env = {**env, "GOPROXY": proxy_only(src, env)}
+        upstream = json.loads(go(["mod", "edit", "-json", str(module_dir / "go.mod")], src, env))
+        requires = {spec["module"]: "v0.0.0"}
+        replaces = [(spec["module"], f"../{module_dir.name}")]
+        go_directive = upstream["Go"]  # as upstream builds it: the same GODEBUG defaults
+    else:
+        module_version = spec.get("module_version") or f"v{spec['version']}"
+        upstream = upstream_gomod(spec["module"], module_version, src, env)
+        requires, replaces, go_directive = {spec["module"]: module_version}, [], GO_DIRECTIVE
+    godebug = [f"{d['Key']}={d['Value']}" for d in upstream.get("Godebug") or []]
+    replaces += copied_replaces(upstream)
+    wrapper_module(src, c.name, requires, replaces, godebug, [spec["module"]], None, go_directive)
+    if spec.get("source"):  # upstream's checksums; tidy adds the few more the wrapper needs
+        shutil.copyfile(module_dir / "go.sum", src / "go.sum")
     go(["mod", "tidy"], src, env)
-    go(["build", "-trimpath", "-ldflags", "-s -w", "-o", str(c.path()), spec["module"]], src, env)
+    ldflags = f"-s -w -X main.Version={spec['version']}"  # a no-op where main has none
+    go(["build", "-trimpath", "-ldflags", ldflags, "-o", str(c.path()), spec["module"]], src, env)
     install_into_mirror(c)
+
+
+def unpack_vendored(c: Component, spec: dict) -> Path:
+    """The provider's vendored source, checked against its sha256 and unpacked into the
+    component's directory. A mismatch is a failure of the build, not a refusal."""
+    archive = HERE / spec["source"]
+    try:
+        sources.verify(archive, spec["sha256"])
+        return sources.unpack(archive, c.directory)
+    except (sources.SourceError, tarfile.TarError, EOFError) as exc:
+        raise Refused([f"verify and unpack {archive}"], str(exc), c.directory, proxy=False) from exc
+
+
+def proxy_only(cwd: Path, env: dict[str, str]) -> str:
+    """GOPROXY without `direct`: a vendored build reaches the module proxy and nothing
+    else (a module the proxy lacks is then refused, not fetched from its origin; the
+    checksum database is read through the proxy too). `off` when no proxy is set: then
+    the module cache must hold every dependency."""
+    configured = go(["env", "GOPROXY"], cwd, env).strip()
+    kept = [p for p in re.split(r"[,|]", configured) if p and p not in ("direct", "off")]
+    return ",".join(kept) or "off"
 
 
 def install_into_mirror(c: Component) -> None:
@@ -386,12 +449,15 @@ def run_component(c: Component, builder, spec: dict, env: dict[str, str], outcom
         outcome.cached.append(c.name)
         return
     earlier = c.refusal
+    how = "from its vendored source" if c.source_sha256 else "(once per machine)"
     if earlier:
-        say(f"{c.label:<28} refused at {earlier['at']}; asking again ...")
+        say(f"{c.label:<28} refused at {earlier['at']}; building {how} ...")
     else:
-        say(f"{c.label:<28} building (once per machine) ...")
+        say(f"{c.label:<28} building {how} ...")
     c.directory.mkdir(parents=True, exist_ok=True)
+    # an earlier record never outlives this attempt: it ends with a new one
     (c.directory / ".refused").unlink(missing_ok=True)
+    (c.directory / ".complete").unlink(missing_ok=True)
     started = time.monotonic()
     try:
         builder(c, spec, env)
@@ -418,9 +484,10 @@ def run_component(c: Component, builder, spec: dict, env: dict[str, str], outcom
         outcome.failed.append(c.name)
         return
     seconds = time.monotonic() - started
-    (c.directory / ".complete").write_text(
-        json.dumps({"component": c.label, "seconds": round(seconds, 1)}) + "\n"
-    )
+    record = {"component": c.label, "seconds": round(seconds, 1)}
+    if c.source_sha256:
+        record["source_sha256"] = c.source_sha256
+    (c.directory / ".complete").write_text(json.dumps(record) + "\n")
     say(f"{c.label:<28} built in {seconds:.0f} s")
     outcome.built.append(c.name)
 
@@ -433,8 +500,46 @@ def extra_path(versions: dict, found: dict[str, Component]) -> str:
     return str(found["terraform"].directory)
 
 
+def vendor(argv: list[str], versions: dict) -> int:
+    """`build.py vendor <provider> --from <git-dir>`: pack the provider's release (the
+    ``tag`` in versions.toml, which must point at its ``commit``) into its ``source``."""
+    if len(argv) != 3 or argv[1] != "--from":
+        print("usage: build.py vendor <provider> --from <git-dir>", file=sys.stderr)
+        return 2
+    name, git_dir = argv[0].removeprefix("provider-"), Path(argv[2])
+    spec = versions["providers"].get(name, {})
+    lacking = [k for k in ("source", "tag", "commit") if not spec.get(k)]
+    if lacking:
+        print(
+            f"testbed: error: [providers.{name}] in {VERSIONS} has no {', '.join(lacking)}",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        commit = sources.tag_commit(git_dir, spec["tag"])
+        if commit != spec["commit"]:
+            raise sources.SourceError(
+                f"tag {spec['tag']} in {git_dir} is {commit}; versions.toml pins {spec['commit']}"
+            )
+        members = sources.collect(git_dir, commit)
+    except sources.SourceError as exc:
+        print(f"testbed: error: {exc}", file=sys.stderr)
+        return 1
+    archive = HERE / spec["source"]
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    archive.write_bytes(sources.pack(members, f"{Path(spec['module']).name}-{spec['version']}"))
+    digest = sources.sha256(archive)
+    say(f"{spec['source']}: {len(members)} files, {archive.stat().st_size} bytes")
+    say(f'sha256 = "{digest}"')
+    if digest != spec.get("sha256"):
+        say(f"versions.toml pins {spec.get('sha256')}: put the sha256 above in [providers.{name}]")
+    return 0
+
+
 def main(argv: list[str]) -> int:
     versions = load_versions()
+    if argv[:1] == ["vendor"]:
+        return vendor(argv[1:], versions)
     root = cache_root()
     found = components(versions, root)
     if argv == ["--path"]:
