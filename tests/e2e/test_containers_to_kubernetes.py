@@ -62,23 +62,7 @@ pytestmark = pytest.mark.e2e
 DEPLOY = "kubernetes-deploy/default"
 METHODS = {"kubectl": "kc", "terraform-kubernetes": "tfk", "terraform-helm": "helm"}
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "examples" / "gitlab-ci.yml"
-MANIFEST = """\
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: web
-spec:
-  replicas: 2
-  selector:
-    matchLabels: {app: web}
-  template:
-    metadata:
-      labels: {app: web}
-    spec:
-      containers:
-        - name: web
-          image: REPOSITORY:latest
-"""
+MANIFEST = (Path(__file__).parents[1] / "data" / "manifests" / "web.yaml").read_text()
 CHECK = "import sys; sys.exit(1 if 'badcheck' in sys.argv[1] else 0)"
 
 

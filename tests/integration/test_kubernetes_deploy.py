@@ -38,24 +38,11 @@ from tests.fakes.slack import FakeSlack
 pytestmark = pytest.mark.integration
 
 REPO = "registry.example/acme/web"
-APP = """\
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: web
-spec:
-  replicas: 2
-  progressDeadlineSeconds: 600
-  selector:
-    matchLabels: {app: web}
-  template:
-    metadata:
-      labels: {app: web}
-    spec:
-      containers:
-        - name: web
-          image: registry.example/acme/web:latest
-"""
+APP = (
+    (Path(__file__).parents[1] / "data" / "manifests" / "web.yaml")
+    .read_text()
+    .replace("REPOSITORY", REPO)
+)
 
 
 def digest(name: str) -> str:

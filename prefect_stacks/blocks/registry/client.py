@@ -123,6 +123,7 @@ class RegistryClient:
         self._bearer: Challenge | None = None  # the registry wants tokens from this realm
         self._sent_token: Token | None = None
         self._blob_cache: dict[str, Any] = {}
+        self._tag_lists: dict[str, list[str]] = {}  # one listing per repository per client
         self._cache: ResponseCache = cache if cache is not None else MemoryResponseCache()
         self._http = HttpClient(
             base_url=base_url,
@@ -232,7 +233,14 @@ class RegistryClient:
 
     # ------------------------------------------------------------------ API
     def tags(self, repository: str) -> list[str]:
-        """Every tag of ``repository``, in the registry's order (all pages)."""
+        """Every tag of ``repository``, in the registry's order (all pages). Listed once
+        per client: the policies of one poll that read one repository share its list
+        (Distribution gives tag lists no ETag, so a listing cannot be conditional)."""
+        if repository not in self._tag_lists:
+            self._tag_lists[repository] = self._list_tags(repository)
+        return list(self._tag_lists[repository])
+
+    def _list_tags(self, repository: str) -> list[str]:
         scope = f"repository:{repository}:pull"
         found: list[str] = []
         url: str | None = self._path(repository, "tags", "list") + f"?n={TAGS_PAGE_SIZE}"
