@@ -158,13 +158,26 @@ class TargetRecord(BaseModel):
         # a digest that now works is no longer in quarantine (it was deployed with force)
         self.quarantined = [q for q in self.quarantined if q.digest != release.digest]
 
-    def quarantine(self, digest: str, reason: str, run: str | None) -> None:
+    def quarantine(self, digest: str, reason: str, run: str | None) -> TargetRecord:
+        """Keep ``digest`` off this target (newest first, the oldest dropped); the record."""
         self.quarantined = [q for q in self.quarantined if q.digest != digest]
         self.quarantined.insert(0, Quarantined(digest=digest, reason=_clip(reason), run=run))
         del self.quarantined[QUARANTINE:]
+        return self
 
-    def pin(self, digest: str, reason: str, run: str | None) -> None:
-        self.pinned = Pin(digest=digest, reason=_clip(reason), run=run)
+    def roll_back_to(self, release: Release) -> None:
+        """``release`` runs again (after a failed deploy); it stays the known-good one."""
+        self.deployed = release
+
+    def pin(self, release: Release, reason: str, run: str | None) -> None:
+        """``release`` runs, and nothing else is deployed until :meth:`unpin`."""
+        self.deployed = release
+        self.pinned = Pin(digest=release.digest, reason=_clip(reason), run=run)
+
+    def unpin(self) -> Pin | None:
+        """Let deploys through again; the pin there was."""
+        was, self.pinned = self.pinned, None
+        return was
 
     def value(self) -> dict:
         """The JSON value to store, trimmed (oldest history, then oldest quarantines)

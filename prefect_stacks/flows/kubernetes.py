@@ -127,7 +127,7 @@ def roll_back(
     same method, record and announce it. Returns the error the run ends with."""
     target = deployer.target
     record = records.update(
-        target, lambda r: (r.quarantine(failed.digest, str(failure), flow_run.get_id()), r)[1]
+        target, lambda r: r.quarantine(failed.digest, str(failure), flow_run.get_id())
     )
     get_run_logger().error("deploy of %s failed (%s): %s", failed.short, failure.stage, failure)
     good = record.known_good
@@ -145,7 +145,7 @@ def roll_back(
             stage=failure.stage, quarantined=True, pinned=False, slack=slack,
         )  # fmt: skip
         return PrefectStacksError(f"{said}; the rollback to {running.short} failed too: {exc}")
-    records.update(target, lambda r: setattr(r, "deployed", good))
+    records.update(target, lambda r: r.roll_back_to(good))
     announce.rolled_back(
         target, running, failed=failed, reason=str(failure), stage=failure.stage,
         quarantined=True, pinned=False, slack=slack,
@@ -266,12 +266,7 @@ def kubernetes_rollback(
         running = _running(record, to)
         apply_image(method_for(record.method, kubectl, target), running, rollout_timeout_seconds)
         from_digest = record.deployed.digest if record.deployed else None
-
-        def pin(r: TargetRecord) -> None:
-            r.deployed = to
-            r.pin(to.digest, reason, flow_run.get_id())
-
-        records.update(target, pin)
+        records.update(target, lambda r: r.pin(to, reason, flow_run.get_id()))
     failed = Image(record.repository, from_digest) if from_digest else None
     announce.rolled_back(
         target, running, failed=failed, reason=reason, stage="manual", quarantined=False,
@@ -308,7 +303,7 @@ def kubernetes_unpin(cluster: str, workload: str, namespace: str | None = None) 
     target = _target(block, cluster, namespace, workload)
     records = DeployRecords()
     with records.locked(target):
-        was = records.update(target, lambda r: (r.pinned, setattr(r, "pinned", None))[0])
+        was = records.update(target, TargetRecord.unpin)
     get_run_logger().info(
         "%s: %s", target.key, f"unpinned (was {was.digest[:19]})" if was else "was not pinned"
     )
