@@ -14,7 +14,7 @@ locals {
   name = var.name != "" ? var.name : terraform.workspace
 
   # Stable across runs and copies: derived from the workspace and name only.
-  port = var.port != 0 ? var.port : 20000 + parseint(substr(sha1("${terraform.workspace}/${local.name}"), 0, 8), 16) % 20000
+  port = var.port != 0 ? var.port : 20000 + parseint(substr(sha1("${terraform.workspace}/${local.name}"), 0, 8), 16) % 12000
 
   # The name may hold any characters (slashes, quotes ...): keep the default run dir
   # a single, safe path component, with a hash when characters had to be replaced

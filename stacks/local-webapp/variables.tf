@@ -23,7 +23,7 @@ variable "image" {
 }
 
 variable "port" {
-  description = "TCP port to listen on. 0 (the default) derives a stable port in 20000-39999 from the workspace and name."
+  description = "TCP port to listen on. 0 (the default) derives a stable port in 20000-31999 from the workspace and name (below Linux's ephemeral ports, 32768 and up, which any client socket or test service may hold)."
   type        = number
   default     = 0
   nullable    = false

@@ -353,3 +353,62 @@ def test_a_chart_template_error_leaves_the_running_version(env, tmp_path, terraf
     assert "broken.yaml" in state.message and "nil pointer" in state.message
     assert running(env)[0] == f"{REPO}:1@{good}"
     assert not record(env).quarantined and record(env).deployed.digest == good
+
+
+# --------------------------------------------------------------------------- images
+def test_an_image_missing_from_the_registry_or_behind_a_login_deploys_nothing(
+    env, registry, registry_with_login
+):
+    from prefect_stacks.blocks.registry import ContainerRegistry
+    from tests.oci import Pusher
+
+    good = digest("good")
+    assert deploy(env, "1", good).is_completed()
+    name = f"reg-{uuid.uuid4().hex[:6]}"
+    ContainerRegistry(url=f"http://{registry}").save(name)
+    pushed = Pusher(registry).image("acme/web", "1.0")
+    base = dict(cluster=env["name"], workload="deployment/web", manifests=env["manifests"])
+    with pytest.raises(ConfigurationError, match="does not exist in"):
+        kubernetes_deploy(image=f"{registry}/acme/web@{digest('never-pushed')}",
+                          registry=name, **base)  # fmt: skip
+    with pytest.raises(ConfigurationError, match="is not in registry"):
+        kubernetes_deploy(image=f"{REPO}@{pushed}", registry=name, **base)
+    locked, _, _ = registry_with_login
+    ContainerRegistry(url=f"http://{locked}").save(f"{name}-login")
+    with pytest.raises(ConfigurationError, match="wants credentials.*`credentials`"):
+        kubernetes_deploy(image=f"{locked}/acme/web@{digest('x')}", registry=f"{name}-login",
+                          **base)  # fmt: skip
+    assert running(env)[0] == f"{REPO}:1@{good}"
+    assert not record(env).quarantined
+
+
+def test_http_checks_pass_on_the_expected_answer_and_fail_with_what_was_seen():
+    import http.server
+    import threading
+
+    from prefect_stacks.deploys.checks import HttpCheck, run_checks
+    from prefect_stacks.exceptions import DeployFailed
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's name
+            ok = "bad" not in self.path
+            self.send_response(200 if ok else 503)
+            self.end_headers()
+            self.wfile.write(b"shop is up" if ok else b"down")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    values = dict(image="r/x@" + digest("a"), digest=digest("a"), tag="good", namespace="n",
+                  workload="deployment/web")  # fmt: skip
+    try:
+        run_checks([HttpCheck(url=url + "/health?tag={tag}", expect_text="up")], **values)
+        with pytest.raises(DeployFailed, match="HTTP 503") as failed:
+            run_checks([HttpCheck(url=url + "/health?tag={tag}", within_seconds=2)],
+                       **{**values, "tag": "bad"})  # fmt: skip
+        assert failed.value.stage == "check"
+    finally:
+        server.shutdown()
