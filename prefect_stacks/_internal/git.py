@@ -92,6 +92,34 @@ def ls_remote_heads(url: str, token: str | None = None, timeout: float = 120) ->
 _SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 
 
+def _runner(
+    cwd: Path,
+    token: str | None,
+    secrets: Iterable[str],
+    logger: logging.Logger | logging.LoggerAdapter | None,
+    timeout: float | None = None,
+):
+    """``run(*argv, stream=...)``: git in ``cwd`` with the token as a header in its
+    environment and every secret masked (what :func:`clone` and :func:`read_revision`
+    run their commands with)."""
+    git = git_binary()
+    env, token_values = auth_env(token)
+    masked = [*secrets, *token_values]
+
+    def run(*argv: str, stream: bool = False) -> ProcessResult:
+        return run_process(
+            [git, *argv],
+            cwd=cwd,
+            env=env,
+            secrets=masked,
+            logger=logger,
+            stream=stream,
+            timeout=timeout,
+        )
+
+    return run
+
+
 def clone(
     url: str,
     dest: Path,
@@ -117,19 +145,10 @@ def clone(
     Raises :class:`GitError` when a step fails (``dest`` is then removed), and
     ``ConfigurationError`` when git is not installed.
     """
-    git = git_binary()
-    env, token_values = auth_env(token)
-    masked = [*secrets, *token_values]
+    git = _runner(dest, token, secrets, logger)
 
     def run(*argv: str, quiet: bool = False) -> ProcessResult:
-        return run_process(
-            [git, *argv],
-            cwd=dest,
-            env=env,
-            secrets=masked,
-            logger=logger,
-            stream=stream and not quiet,
-        )
+        return git(*argv, stream=stream and not quiet)
 
     def fail(step: str, result: ProcessResult) -> GitError:
         shutil.rmtree(dest, ignore_errors=True)
@@ -197,20 +216,10 @@ def read_revision(
     ``git describe --tags --always``. The token goes as :func:`clone` sends it.
 
     Raises :class:`GitError` when a git command fails."""
-    git = git_binary()
-    env, token_values = auth_env(token)
-    masked = [*secrets, *token_values]
+    git = _runner(checkout, token, secrets, logger, timeout)
 
     def run(*argv: str) -> ProcessResult:
-        result = run_process(
-            [git, *argv],
-            cwd=checkout,
-            env=env,
-            secrets=masked,
-            logger=logger,
-            stream=False,
-            timeout=timeout,
-        )
+        result = git(*argv)
         if result.returncode != 0:
             raise GitError(
                 f"git {argv[0]} in the checkout failed (exit {result.returncode}): "

@@ -1,11 +1,14 @@
-"""Listing Prefect Variables by tag, the one way: the ledger and watcher state both keep
-one Variable per item and must never act on a partial listing."""
+"""Prefect Variables, the one way: listing them by tag (the ledger and watcher state both
+keep one Variable per item and must never act on a partial listing), and writing one
+whether or not it exists yet (:func:`upsert_variable`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import httpx
 from prefect.client.orchestration import SyncPrefectClient
+from prefect.client.schemas.actions import VariableCreate, VariableUpdate
 
 from prefect_stacks.exceptions import PartialListing
 
@@ -33,3 +36,16 @@ def tagged_variable_values(client: SyncPrefectClient, tag: str) -> list[Any]:
     if len(values) < expected:
         raise PartialListing(len(values), expected)
     return values
+
+
+def upsert_variable(client: SyncPrefectClient, name: str, value: Any, tags: list[str]) -> None:
+    """Create Variable ``name`` or replace its value and tags (a create that loses a race
+    with another writer, 409, becomes an update)."""
+    if client.read_variable_by_name(name) is None:
+        try:
+            client.create_variable(VariableCreate(name=name, value=value, tags=tags))
+            return
+        except httpx.HTTPStatusError as exc:
+            if exc.response.status_code != 409:
+                raise
+    client.update_variable(VariableUpdate(name=name, value=value, tags=tags))

@@ -33,14 +33,15 @@ class DeployMethod:
         self.kubectl = kubectl
         self.target = target
 
-    def apply(self, image: Image, deadline: float) -> dict:
+    def apply(self, image: Image) -> dict:
+        """Put ``image`` into the workload; a summary of what changed."""
         raise NotImplementedError
 
     def deploy(self, image: Image, timeout_seconds: float) -> dict:
         """Apply ``image`` and wait for the target's rollout, all within
         ``timeout_seconds``; a summary of what changed."""
         deadline = time.monotonic() + timeout_seconds
-        summary = self.apply(image, deadline)
+        summary = self.apply(image)
         try:
             self.kubectl.rollout([self.target.workload], self.target.namespace, deadline)
         except KubernetesError as exc:
@@ -59,7 +60,7 @@ class KubectlMethod(DeployMethod):
             )
         return path
 
-    def apply(self, image: Image, deadline: float) -> dict:
+    def apply(self, image: Image) -> dict:
         source = self.source()
         docs, pinned = self.kubectl.render(source, {image.repository: image.pinned})
         found = {f"{d['kind'].lower()}/{(d.get('metadata') or {}).get('name')}" for d in docs}

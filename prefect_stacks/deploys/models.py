@@ -9,6 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from prefect_stacks.blocks.image_tags import is_tag
 from prefect_stacks.blocks.kubernetes.manifests import image_repository
 from prefect_stacks.exceptions import ConfigurationError
 
@@ -22,7 +23,6 @@ def check_digest(value: str) -> str:
 
 
 Method = Literal["kubectl", "terraform-kubernetes", "terraform-helm"]
-_TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ def parse_image(reference: str, tag: str | None = None) -> Image:
     repository = image_repository(name)
     written_tag = name[len(repository) + 1 :] or None
     tag = tag or written_tag
-    if tag is not None and not _TAG_RE.match(tag):
+    if tag is not None and not is_tag(tag):
         raise ConfigurationError(f"tag {tag!r} is not a valid image tag")
     if not repository or repository.endswith("/"):
         raise ConfigurationError(f"image {reference!r} has no repository")

@@ -19,17 +19,16 @@ import json
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import TypeVar
 
-import httpx
 from prefect import get_client
-from prefect.client.schemas.actions import VariableCreate, VariableUpdate
 from pydantic import BaseModel, Field
 
-from prefect_stacks._internal.variables import PartialListing, tagged_variable_values
+from prefect_stacks._internal.variables import upsert_variable
 from prefect_stacks.deploys.models import MethodSpec
 from prefect_stacks.environments.locks import LimitBusy, ensure_limit, hold_limit
+from prefect_stacks.environments.models import utcnow
 from prefect_stacks.exceptions import ConfigurationError, DeployError
 
 RECORD_PREFIX = "stacks-deploy-"
@@ -41,10 +40,6 @@ QUARANTINE = 8
 REASON_CHARS = 160
 _WORKLOAD_RE = re.compile(r"^(deployment|statefulset|daemonset)/[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 T = TypeVar("T")
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def check_workload(value: str) -> str:
@@ -228,18 +223,8 @@ class DeployRecords:
 
     def save(self, record: TargetRecord) -> TargetRecord:
         record.revision += 1
-        name, value = record.target.variable, record.value()
         with get_client(sync_client=True) as client:
-            if client.read_variable_by_name(name) is None:
-                try:
-                    client.create_variable(
-                        VariableCreate(name=name, value=value, tags=[RECORD_TAG])
-                    )
-                    return record
-                except httpx.HTTPStatusError as exc:
-                    if exc.response.status_code != 409:
-                        raise
-            client.update_variable(VariableUpdate(name=name, value=value, tags=[RECORD_TAG]))
+            upsert_variable(client, record.target.variable, record.value(), [RECORD_TAG])
         return record
 
     def update(self, target: Target, change: Callable[[TargetRecord], T]) -> T:
@@ -248,11 +233,3 @@ class DeployRecords:
         result = change(record)
         self.save(record)
         return result
-
-    def all(self) -> list[TargetRecord]:
-        try:
-            with get_client(sync_client=True) as client:
-                values = tagged_variable_values(client, RECORD_TAG)
-        except PartialListing as exc:
-            raise DeployError(f"the deploy records listing is partial: {exc}") from exc
-        return [TargetRecord.model_validate(v) for v in values]

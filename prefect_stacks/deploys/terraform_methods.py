@@ -60,7 +60,7 @@ class TerraformMethod(DeployMethod):
     def before_apply(self) -> None:
         """Anything to put right before the apply (nothing, by default)."""
 
-    def apply(self, image: Image, deadline: float) -> dict:
+    def apply(self, image: Image) -> dict:
         stack = load_stack(self.spec.stack or "", self.variables(image))
         env = {"KUBE_CONFIG_PATH": SecretStr(str(self.kubectl.kubeconfig))}
         if self.kubectl.context:

@@ -18,13 +18,15 @@ from dataclasses import dataclass, field
 from logging import Logger, LoggerAdapter
 from typing import Literal
 
-import httpx
 from prefect import get_client, get_run_logger
-from prefect.client.schemas.actions import VariableCreate, VariableUpdate
 from prefect.events import Event
 from prefect.exceptions import ObjectNotFound
 
-from prefect_stacks._internal.variables import PartialListing, tagged_variable_values
+from prefect_stacks._internal.variables import (
+    PartialListing,
+    tagged_variable_values,
+    upsert_variable,
+)
 from prefect_stacks.events.emit import emit
 from prefect_stacks.exceptions import ConfigurationError, PrefectStacksError
 
@@ -72,16 +74,8 @@ class WatcherState:
     def save(self, key: str, version: str) -> None:
         name = _key_variable(self.watcher, key)
         value = {"key": key, "version": version}
-        tags = [WATCH_TAG, self.tag]
         with get_client(sync_client=True) as client:
-            if client.read_variable_by_name(name) is None:
-                try:
-                    client.create_variable(VariableCreate(name=name, value=value, tags=tags))
-                    return
-                except httpx.HTTPStatusError as exc:
-                    if exc.response.status_code != 409:
-                        raise
-            client.update_variable(VariableUpdate(name=name, value=value, tags=tags))
+            upsert_variable(client, name, value, [WATCH_TAG, self.tag])
 
     def forget(self, key: str) -> None:
         with get_client(sync_client=True) as client:
