@@ -38,7 +38,6 @@ from prefect_stacks.deploys.targets import (
 from prefect_stacks.exceptions import (
     ConfigurationError,
     DeployFailed,
-    KubernetesError,
     PrefectStacksError,
     RegistryError,
 )
@@ -139,7 +138,7 @@ def roll_back(
     get_run_logger().info("rolling %s back to %s", target.key, running.short)
     try:
         apply_image(deployer, running, timeout_seconds)
-    except (DeployFailed, KubernetesError, ConfigurationError) as exc:
+    except PrefectStacksError as exc:  # any method's failure: a Terraform one too
         announce.rolled_back(
             target, running, failed=failed, reason=f"{failure}; the rollback failed too: {exc}",
             stage=failure.stage, quarantined=True, pinned=False, slack=slack,

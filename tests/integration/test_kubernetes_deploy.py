@@ -412,3 +412,38 @@ def test_http_checks_pass_on_the_expected_answer_and_fail_with_what_was_seen():
         assert failed.value.stage == "check"
     finally:
         server.shutdown()
+
+
+def test_a_rollback_that_fails_by_terraform_is_reported_not_raised(prefect_harness):
+    from prefect import flow
+
+    from prefect_stacks.deploys.methods import DeployMethod
+    from prefect_stacks.deploys.models import Image, MethodSpec
+    from prefect_stacks.deploys.targets import Release
+    from prefect_stacks.exceptions import DeployFailed, StackError
+    from prefect_stacks.flows.kubernetes import roll_back
+
+    target = Target(cluster=f"c-{uuid.uuid4().hex[:6]}", namespace="n", workload="deployment/web")
+    records = DeployRecords()
+    spec = MethodSpec(method="terraform-kubernetes", stack="s")
+    good, bad = Release(digest=digest("good"), tag="1"), digest("bad")
+    records.update(target, lambda r: r.record_good(good, REPO, spec))
+
+    class BrokenTerraform(DeployMethod):
+        def deploy(self, image, timeout_seconds):
+            raise StackError("terraform apply failed: provider refused the value")
+
+    @flow
+    def run():
+        return roll_back(
+            DeployFailed("rollout missed its deadline", stage="rollout"),
+            records=records, deployer=BrokenTerraform(spec, None, target),
+            failed=Image(REPO, bad, "2"), rollback=True, timeout_seconds=5,
+            slack=None,
+        )  # fmt: skip
+
+    error = run()
+    assert "the rollback to 1@" in str(error) and "provider refused" in str(error)
+    record = records.load(target)
+    assert record.quarantine_of(bad) is not None
+    assert record.deployed.digest == good.digest  # not recorded as rolled back
