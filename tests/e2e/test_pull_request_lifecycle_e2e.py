@@ -22,6 +22,7 @@ import httpx
 import pytest
 from prefect import get_client
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+from prefect.exceptions import ObjectNotFound
 from pydantic import SecretStr
 
 from prefect_stacks import events, stack_path
@@ -121,6 +122,16 @@ class Lifecycle:
             return env if ok and env.url and sha in _page(env.url) else None
 
         return check
+
+    @staticmethod
+    def has_deployment(number: int) -> bool:
+        """Whether the pull request's own deployment exists on the server."""
+        with get_client(sync_client=True) as client:
+            try:
+                client.read_deployment_by_name(f"feature-environment/PR_{number}")
+            except ObjectNotFound:
+                return False
+        return True
 
     def gone(self, number: int):
         def check():
@@ -245,10 +256,12 @@ def test_lifecycle_through_the_watcher(e2e: E2E, github, tmp_path: Path):
         gh.reopen(number, repo=life.full_name)
         poll()
         wait_for("PR alive after reopened", life.alive(number, sha), timeout=240)
+        assert life.has_deployment(number)  # recreated with the environment
         time.sleep(1.1)
         gh.close(number, repo=life.full_name)
         poll()
         wait_for("PR gone at the end", life.gone(number), timeout=240)
+        assert not life.has_deployment(number)
     finally:
         if gh.pull_request(number, repo=life.full_name).state == "open":
             gh.close(number, repo=life.full_name)
