@@ -26,7 +26,12 @@ Endpoints (``{o}/{r}`` or, as GitHub's own ``Link`` headers use, ``/repositories
 * ``GET|POST /repos/{o}/{r}/issues/{n}/comments`` (oldest first, paginated; 422 for an
   empty body or one over 65536 characters), ``GET|PATCH /repos/{o}/{r}/issues/comments/{id}``;
 * ``GET /repos/{o}/{r}/releases`` (newest first, paginated; drafts only for tokens with
-  push access, i.e. not the read-only ones);
+  push access, i.e. not the read-only ones); :meth:`load_releases` fills it from a file of
+  release payloads in GitHub's shape (``tests/data/github/``);
+* ``GET /repos/{o}/{r}/tags`` (paginated; items ``name``, ``commit`` {``sha``, ``url``},
+  ``zipball_url``, ``tarball_url``, ``node_id``), in the order the tags were added, newest
+  first: GitHub does not document the order of this listing, so a client must not rely on
+  it (sort by version, or read releases, instead);
 * ``GET /rate_limit`` (never counted, as on GitHub).
 
 Contract details:
@@ -37,14 +42,23 @@ Contract details:
 * a strong ``ETag`` on every 200 GET, derived from the body; ``If-None-Match`` matching it
   -> ``304`` with no body, and the rate limit is NOT decremented;
 * ``X-RateLimit-Limit/Remaining/Used/Reset/Resource`` on every answer; each other answer
-  (2xx, 4xx) counts. Per token (5000 an hour) and for anonymous callers (60);
+  (2xx, 3xx, 4xx) counts. Per token (5000 an hour) and for anonymous callers (60);
   exhausted -> ``403`` ``{"message": "API rate limit exceeded for ..."}`` with remaining 0
   until the reset time, then the window starts again;
 * ``Authorization: Bearer <t>`` or ``token <t>``: an unknown token is ``401 {"message":
   "Bad credentials"}``; a private repository without access is ``404`` (as on GitHub); a
   write with a read-only token is ``403 "Resource not accessible by personal access
   token"``; a request without ``User-Agent`` is ``403``, as on GitHub;
-* error bodies ``{"message", "documentation_url", "status"}``, 422 with GitHub's ``errors``.
+* error bodies ``{"message", "documentation_url", "status"}``, 422 with GitHub's ``errors``;
+* a renamed or transferred repository (:meth:`rename_repository`): every request to the old
+  ``/repos/{old}/...`` answers ``301 Moved Permanently`` (a ``GET``; other methods ``307``,
+  as GitHub answers writes) with ``Location: {base}/repositories/{id}/...`` (the same rest
+  of the path, the query kept) and GitHub's body ``{"message": "Moved Permanently", "url",
+  "documentation_url"}``; it counts against the rate limit, as on GitHub. The new name and
+  ``/repositories/{id}`` answer as usual (``GET /repositories/{id}`` is the repository, with
+  its new ``full_name``). A private repository the caller cannot see stays ``404``;
+* a deleted repository (:meth:`delete_repository`): every request to it, by name or id,
+  answers ``404 Not Found``.
 
 Failure switches, each for the next N matching requests (optionally only for a path prefix
 of the canonical ``/repos/{o}/{r}/...`` path, and a method): :meth:`fail` (an HTTP error,
@@ -64,9 +78,11 @@ Everything the fake answered is logged (:attr:`requests`, :meth:`count`,
 from __future__ import annotations
 
 import argparse
+import base64
 import hashlib
 import json
 import math
+import os
 import threading
 import time
 from collections import Counter
@@ -136,6 +152,7 @@ class FakeRepo:
     statuses: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # sha -> list
     releases: list[dict[str, Any]] = field(default_factory=list)
     branches: dict[str, str] = field(default_factory=dict)  # ref -> sha
+    tags: list[tuple[str, str]] = field(default_factory=list)  # (name, sha), oldest first
     commits: set[str] = field(default_factory=set)
     next_number: int = 1
 
@@ -150,6 +167,7 @@ class RecordedRequest:
 
     method: str
     path: str  # canonical: /repos/{o}/{r}/... even when asked as /repositories/{id}/...
+    # (a request to a renamed repository's old name keeps that name: it was answered 301)
     raw_path: str
     query: dict[str, str]
     status: int | None  # None when the connection was dropped
@@ -247,6 +265,7 @@ class FakeGitHub(FakeServer):
         self._lock = threading.RLock()
         self._repos: dict[str, FakeRepo] = {}
         self._repos_by_id: dict[int, FakeRepo] = {}
+        self._moved: dict[str, FakeRepo] = {}  # old full name (lower) -> renamed repository
         self._comments: dict[int, dict[str, Any]] = {}
         self._buckets: dict[str, _Bucket] = {}
         self._user_ids: dict[str, int] = {}
@@ -299,7 +318,64 @@ class FakeGitHub(FakeServer):
             repo.commits.add(repo.branches[default_branch])
             self._repos[full_name.lower()] = repo
             self._repos_by_id[repo.id] = repo
+            self._moved.pop(full_name.lower(), None)  # a new repository takes an old name
             return repo
+
+    def rename_repository(self, old_full_name: str, new_full_name: str) -> FakeRepo:
+        """Rename (or transfer, when the owner changes) a repository. Afterwards, as on
+        GitHub, requests to ``/repos/{old}/...`` answer 301 (307 for writes) to
+        ``/repositories/{id}/...``; the new name and the id work. Control methods take the
+        new name (the old one is a KeyError, as a helper given a stale name should be)."""
+        owner, _, name = new_full_name.partition("/")
+        if not owner or not name or "/" in name:
+            raise ValueError(f"not an owner/name: {new_full_name!r}")
+        old_key, new_key = old_full_name.lower(), new_full_name.lower()
+        with self._lock:
+            r = self._repos[old_key]
+            if new_key != old_key and new_key in self._repos:
+                raise ValueError(f"{new_full_name} already exists")
+            old_name = r.full_name
+            r.owner, r.name = owner, name
+            # same position: the first repository stays the default ``repo``
+            self._repos = {(new_key if k == old_key else k): v for k, v in self._repos.items()}
+            self._moved.pop(new_key, None)  # renamed back onto an old name: no redirect
+            if new_key != old_key:
+                self._moved[old_key] = r
+            for c in self._comments.values():
+                if c["repo"] == old_name:
+                    c["repo"] = r.full_name
+            for other in self._repos.values():
+                for pr in other.pulls.values():
+                    if pr.head_repo is not None and pr.head_repo.lower() == old_key:
+                        pr.head_repo = r.full_name
+            return r
+
+    def delete_repository(self, full_name: str) -> None:
+        """Delete a repository: every request to it (by name, old name or id) answers 404;
+        pull requests elsewhere from it get ``head.repo: null``, as from a deleted fork."""
+        key = full_name.lower()
+        with self._lock:
+            r = self._repos.pop(key)
+            self._repos_by_id.pop(r.id, None)
+            for old in [k for k, v in self._moved.items() if v is r]:
+                del self._moved[old]
+            for cid in [i for i, c in self._comments.items() if c["repo"] == r.full_name]:
+                del self._comments[cid]
+            for other in self._repos.values():
+                for pr in other.pulls.values():
+                    if pr.head_repo is not None and pr.head_repo.lower() == key:
+                        pr.head_repo = None
+
+    def add_tag(self, name: str, sha: str | None = None, *, repo: str | None = None) -> str:
+        """A tag on ``sha`` (made up when not given, and made a known commit); returns the
+        SHA. Adding an existing name moves the tag: it then lists as the newest."""
+        with self._lock:
+            r = self._repo(repo)
+            sha = sha or _sha(f"{r.full_name}:tag:{name}")
+            r.tags = [t for t in r.tags if t[0] != name]
+            r.tags.append((name, sha))
+            r.commits.add(sha)
+            return sha
 
     def add_commit(self, sha: str, *, repo: str | None = None) -> None:
         """Make ``sha`` a known commit (statuses can only be set on known commits)."""
@@ -429,6 +505,41 @@ class FakeGitHub(FakeServer):
             }
             r.releases.append(release)
             return release["id"]
+
+    def load_releases(self, path: str | os.PathLike[str], *, repo: str | None = None) -> list[int]:
+        """Add each release of ``path`` (a JSON list as GitHub's "List releases" returns it,
+        newest first, e.g. ``tests/data/github/releases-hashicorp-terraform.json``) to
+        ``repo``, keeping ``tag_name``, ``name``, ``body``, ``draft``, ``prerelease``,
+        ``created_at``, ``published_at``, ``target_commitish`` and the author's login. Ids,
+        node ids, URLs and the author object are the fake's own (the listing serves them on
+        its base URL); assets are not kept. They are added oldest first, so the listing
+        serves them in the file's order, after (newer than) releases added before. Returns
+        the new ids, in the file's order."""
+        with open(path, encoding="utf-8") as f:
+            items = json.load(f)
+        if not isinstance(items, list):
+            raise ValueError(f"{path}: not a JSON list of releases")
+        ids: list[int] = []
+        with self._lock:
+            r = self._repo(repo)
+            for item in reversed(items):
+                author = (item.get("author") or {}).get("login") or "ghost"
+                rid = self.add_release(
+                    item["tag_name"],
+                    repo=r.full_name,
+                    draft=bool(item.get("draft")),
+                    prerelease=bool(item.get("prerelease")),
+                    author=author,
+                )
+                r.releases[-1].update(
+                    name=item.get("name"),
+                    body=item.get("body"),
+                    target_commitish=item.get("target_commitish") or r.default_branch,
+                    created_at=item.get("created_at") or r.releases[-1]["created_at"],
+                    published_at=item.get("published_at"),
+                )
+                ids.append(rid)
+        return ids[::-1]
 
     def add_comment(
         self, number: int, body: str, *, author: str = "octocat", repo: str | None = None
@@ -810,6 +921,8 @@ class FakeGitHub(FakeServer):
             "url": f"{api}/releases/{rel['id']}",
             "html_url": f"{base}/{r.full_name}/releases/tag/{rel['tag_name']}",
             "assets_url": f"{api}/releases/{rel['id']}/assets",
+            # GitHub's is on uploads.github.com; the fake has one host
+            "upload_url": f"{api}/releases/{rel['id']}/assets{{?name,label}}",
             "tarball_url": f"{api}/tarball/{rel['tag_name']}",
             "zipball_url": f"{api}/zipball/{rel['tag_name']}",
             "id": rel["id"],
@@ -824,6 +937,18 @@ class FakeGitHub(FakeServer):
             "published_at": rel["published_at"],
             "author": self._user(base, rel["author"]),
             "assets": [],
+        }
+
+    @staticmethod
+    def _tag_json(base: str, r: FakeRepo, name: str, sha: str) -> dict[str, Any]:
+        api = f"{base}/repos/{r.full_name}"
+        ref = base64.urlsafe_b64encode(f"refs/tags/{name}".encode()).decode().rstrip("=")
+        return {
+            "name": name,
+            "zipball_url": f"{api}/zipball/refs/tags/{name}",
+            "tarball_url": f"{api}/tarball/refs/tags/{name}",
+            "commit": {"sha": sha, "url": f"{api}/commits/{sha}"},
+            "node_id": f"REF_{r.id}_{ref}",
         }
 
     # --- pagination
@@ -870,6 +995,7 @@ class FakeGitHub(FakeServer):
         login: str | None,
         token: str | None,
         base: str,
+        raw_query: str = "",
     ) -> _Answer:
         if path == "/rate_limit" and method == "GET":
             b = self._bucket(login)
@@ -885,9 +1011,13 @@ class FakeGitHub(FakeServer):
         parts = path.strip("/").split("/")
         if len(parts) < 3 or parts[0] != "repos":
             return _not_found()
+        rest = parts[3:]
+        if repo is None:
+            moved = self._moved.get(f"{unquote(parts[1])}/{unquote(parts[2])}".lower())
+            if moved is not None and self._can_see(moved, login):
+                return self._moved_permanently(method, base, moved, rest, raw_query)
         if repo is None or not self._can_see(repo, login):
             return _not_found()
-        rest = parts[3:]
         writing = method in ("POST", "PATCH", "PUT", "DELETE")
         if writing and login is None:
             return _error(401, "Requires authentication")
@@ -954,6 +1084,10 @@ class FakeGitHub(FakeServer):
                 c["updated_at"] = _now()
                 return _Answer(200, self._comment_json(base, c))
             return _not_found()
+        if rest == ["tags"] and method == "GET":
+            items = [self._tag_json(base, repo, n, s) for n, s in reversed(repo.tags)]
+            chunk, headers = self._page(items, query, link_base, query_items)
+            return _Answer(200, chunk, headers)
         if rest == ["releases"] and method == "GET":
             releases = sorted(repo.releases, key=lambda x: x["id"], reverse=True)
             if token is None or token in self._read_only:
@@ -962,6 +1096,22 @@ class FakeGitHub(FakeServer):
             chunk, headers = self._page(items, query, link_base, query_items)
             return _Answer(200, chunk, headers)
         return _not_found()
+
+    @staticmethod
+    def _moved_permanently(
+        method: str, base: str, repo: FakeRepo, rest: list[str], raw_query: str
+    ) -> _Answer:
+        """GitHub's answer for a renamed repository's old name: 301 for a GET, 307 for
+        other methods (so that clients repeat the method and body), same body."""
+        location = f"{base}/repositories/{repo.id}" + "".join(f"/{p}" for p in rest)
+        if raw_query:
+            location += f"?{raw_query}"
+        body = {
+            "message": "Moved Permanently",
+            "url": location,
+            "documentation_url": "https://docs.github.com/v3/#http-redirects",
+        }
+        return _Answer(301 if method == "GET" else 307, body, {"Location": location})
 
     def _can_see(self, repo: FakeRepo, login: str | None) -> bool:
         if not repo.private:
@@ -1272,7 +1422,16 @@ class _Handler(BaseHTTPRequestHandler):
                 answer = _Answer(200, [], {"Link": f'<{page2}>; rel="next", <{page2}>; rel="last"'})
             else:
                 answer = fake._answer(
-                    method, path, repo, query, query_items, body, login, token, base
+                    method,
+                    path,
+                    repo,
+                    query,
+                    query_items,
+                    body,
+                    login,
+                    token,
+                    base,
+                    raw_query=split.query,
                 )
 
             data = b"" if answer.body is None else json.dumps(answer.body).encode()

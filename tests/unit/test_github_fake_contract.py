@@ -8,11 +8,13 @@ headers, error bodies, and the failure switches.
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -22,6 +24,9 @@ from tests.fakes.github import FakeGitHub
 TOKEN = "ghp_contract_token_0123456789"
 READ_ONLY = "ghp_read_only_token_0123456789"
 LINK_ITEM = re.compile(r'^<(?P<url>[^>]+)>; rel="(?P<rel>prev|next|last|first)"$')
+TERRAFORM_RELEASES = (
+    Path(__file__).parents[1] / "data" / "github" / "releases-hashicorp-terraform.json"
+)
 
 
 @pytest.fixture
@@ -284,6 +289,182 @@ def test_pull_request_lifecycle_controls(gh: FakeGitHub, client: httpx.Client):
     assert client.get(f"/repos/acme/shop/pulls/{number}").json()["merged"] is True
     with pytest.raises(ValueError):
         gh.reopen(number)
+
+
+# --------------------------------------------------------------------------- tags
+
+
+def test_tags_listing_shape_pagination_and_304(gh: FakeGitHub, client: httpx.Client):
+    fixed = gh.add_tag("v0.1.0", "a" * 40)
+    assert fixed == "a" * 40
+    made_up = [gh.add_tag(f"v1.{i}.0") for i in range(4)]
+    assert len(set(made_up)) == 4 and all(re.fullmatch(r"[0-9a-f]{40}", s) for s in made_up)
+    repo_id = gh._repo("acme/shop").id
+    base = f"{gh.api_url}/repositories/{repo_id}/tags"
+
+    first = client.get("/repos/acme/shop/tags", params={"per_page": 2})
+    assert first.status_code == 200
+    assert [t["name"] for t in first.json()] == ["v1.3.0", "v1.2.0"]  # newest first
+    tag = first.json()[0]
+    assert set(tag) == {"name", "commit", "zipball_url", "tarball_url", "node_id"}
+    api = f"{gh.api_url}/repos/acme/shop"
+    assert tag["commit"] == {"sha": made_up[3], "url": f"{api}/commits/{made_up[3]}"}
+    assert tag["zipball_url"] == f"{api}/zipball/refs/tags/v1.3.0"
+    assert tag["tarball_url"] == f"{api}/tarball/refs/tags/v1.3.0"
+    assert tag["node_id"] and tag["node_id"] != first.json()[1]["node_id"]
+    assert links(first) == [
+        ("next", f"{base}?per_page=2&page=2"),
+        ("last", f"{base}?per_page=2&page=3"),
+    ]
+    last = client.get(dict(links(first))["last"])
+    assert [t["name"] for t in last.json()] == ["v0.1.0"]
+    assert last.json()[0]["commit"]["sha"] == "a" * 40
+    assert [rel for rel, _ in links(last)] == ["prev", "first"]
+    assert len(client.get("/repos/acme/shop/tags").json()) == 5  # default: one page, no Link
+    assert links(client.get("/repos/acme/shop/tags")) == []
+
+    etag = first.headers["etag"]
+    before = remaining(client.get("/rate_limit"))
+    again = client.get(
+        "/repos/acme/shop/tags", params={"per_page": 2}, headers={"If-None-Match": etag}
+    )
+    assert again.status_code == 304 and again.content == b""
+    assert remaining(again) == before and gh.rate_limit_remaining(TOKEN) == before
+    gh.add_tag("v2.0.0")
+    changed = client.get(
+        "/repos/acme/shop/tags", params={"per_page": 2}, headers={"If-None-Match": etag}
+    )
+    assert changed.status_code == 200 and changed.json()[0]["name"] == "v2.0.0"
+    assert remaining(changed) == before - 1
+    assert client.get("/repos/acme/nope/tags").status_code == 404
+
+
+# --------------------------------------------------------------------------- renamed / deleted
+
+
+def test_renamed_repository_answers_301_to_its_id(gh: FakeGitHub, client: httpx.Client):
+    gh.add_tag("v1.0.0")
+    gh.add_tag("v1.1.0")
+    repo_id = gh._repo("acme/shop").id
+    gh.rename_repository("acme/shop", "acme/storefront")
+
+    before = gh.rate_limit_remaining(TOKEN)
+    moved = client.get("/repos/acme/shop/tags", params={"per_page": 1, "page": 2})
+    location = f"{gh.api_url}/repositories/{repo_id}/tags?per_page=1&page=2"
+    assert moved.status_code == 301
+    assert moved.headers["location"] == location
+    assert moved.json() == {
+        "message": "Moved Permanently",
+        "url": location,
+        "documentation_url": "https://docs.github.com/v3/#http-redirects",
+    }
+    assert "etag" not in moved.headers
+    assert remaining(moved) == before - 1  # a 301 counts, as on GitHub
+    assert client.get("/repos/ACME/Shop").headers["location"] == (
+        f"{gh.api_url}/repositories/{repo_id}"
+    )
+
+    followed = client.get(moved.headers["location"])
+    assert followed.status_code == 200 and [t["name"] for t in followed.json()] == ["v1.0.0"]
+    auto = client.get("/repos/acme/shop/tags", follow_redirects=True)
+    assert [t["name"] for t in auto.json()] == ["v1.1.0", "v1.0.0"]
+    assert auto.history[0].status_code == 301
+
+    by_id = client.get(f"/repositories/{repo_id}")
+    assert by_id.status_code == 200
+    assert by_id.json()["full_name"] == "acme/storefront" and by_id.json()["id"] == repo_id
+    new = client.get("/repos/acme/storefront/tags")
+    assert new.status_code == 200 and len(new.json()) == 2
+    assert new.json()[0]["zipball_url"].startswith(f"{gh.api_url}/repos/acme/storefront/")
+
+    # writes answer 307 (GitHub's answer, so that clients repeat the method and body)
+    number = gh.open_pull_request("A", head="feat/a", repo="acme/storefront")
+    write = client.post(f"/repos/acme/shop/issues/{number}/comments", json={"body": "hi"})
+    assert write.status_code == 307
+    assert write.headers["location"] == (
+        f"{gh.api_url}/repositories/{repo_id}/issues/{number}/comments"
+    )
+    assert write.json()["message"] == "Moved Permanently"
+    assert gh.comments(number, repo="acme/storefront") == []  # not carried out
+    posted = client.post(write.headers["location"], json={"body": "hi"})
+    assert posted.status_code == 201
+
+    # the helpers take the new name; the old one is gone
+    gh.add_tag("v1.2.0", repo="acme/storefront")
+    gh.add_release("v1.2.0", repo="acme/storefront")
+    assert client.get("/repos/acme/storefront/releases").json()[0]["tag_name"] == "v1.2.0"
+    with pytest.raises(KeyError):
+        gh.add_tag("v9", repo="acme/shop")
+    assert gh.count(prefix="/repos/acme/shop/", status=301) == 2
+
+
+def test_renamed_private_repository_stays_hidden(gh: FakeGitHub, client: httpx.Client):
+    gh.rename_repository("acme/secret", "acme/hidden")
+    assert client.get("/repos/acme/secret").status_code == 404  # no access: no redirect
+
+
+def test_deleted_repository_answers_404(gh: FakeGitHub, client: httpx.Client):
+    gh.add_tag("v1.0.0")
+    repo_id = gh._repo("acme/shop").id
+    gh.rename_repository("acme/shop", "acme/storefront")
+    gh.delete_repository("acme/storefront")
+    for path in (
+        "/repos/acme/storefront",
+        "/repos/acme/storefront/tags",
+        "/repos/acme/shop/tags",  # the old name no longer redirects
+        f"/repositories/{repo_id}",
+        f"/repositories/{repo_id}/releases",
+    ):
+        gone = client.get(path)
+        assert gone.status_code == 404, path
+        assert gone.json()["message"] == "Not Found" and gone.json()["status"] == "404"
+        assert gone.json()["documentation_url"].startswith("https://docs.github.com/")
+    with pytest.raises(KeyError):
+        gh.add_tag("v2", repo="acme/storefront")
+
+
+# --------------------------------------------------------------------------- recorded releases
+
+
+def test_load_releases_serves_the_recorded_terraform_releases(gh: FakeGitHub, client: httpx.Client):
+    recorded = json.loads(TERRAFORM_RELEASES.read_text(encoding="utf-8"))
+    assert len(recorded) == 8
+    assert all(
+        r["url"].startswith("https://api.github.com/repos/hashicorp/terraform/") for r in recorded
+    )
+    gh.add_repository("hashicorp/terraform")
+    ids = gh.load_releases(TERRAFORM_RELEASES, repo="hashicorp/terraform")
+    assert len(ids) == 8 and ids == sorted(ids, reverse=True)
+
+    listing = client.get("/repos/hashicorp/terraform/releases").json()
+    assert [r["tag_name"] for r in listing] == [r["tag_name"] for r in recorded]
+    assert listing[0]["tag_name"] == "v1.9.0"  # newest first
+    assert [r["prerelease"] for r in listing] == [r["prerelease"] for r in recorded]
+    assert {r["tag_name"] for r in listing if r["prerelease"]} == {
+        "v1.9.0-rc1",
+        "v1.10.0-alpha20240606",
+    }
+    for served, original in zip(listing, recorded, strict=True):
+        for key in (
+            "name",
+            "body",
+            "draft",
+            "created_at",
+            "published_at",
+            "target_commitish",
+        ):
+            assert served[key] == original[key], key
+        assert served["author"]["login"] == original["author"]["login"]
+        assert set(original) <= set(served)  # the same shape
+        api = f"{gh.api_url}/repos/hashicorp/terraform"
+        assert served["url"] == f"{api}/releases/{served['id']}"  # rewritten to the fake
+        assert served["tarball_url"] == f"{api}/tarball/{original['tag_name']}"
+    assert listing[0]["body"].startswith("## 1.9.0 (June 26, 2024)")
+
+    page = client.get("/repos/hashicorp/terraform/releases", params={"per_page": 3})
+    assert [r["tag_name"] for r in page.json()] == [r["tag_name"] for r in recorded[:3]]
+    assert dict(links(page))["last"].endswith("per_page=3&page=3")
+    assert client.get("/repos/acme/shop/releases").json() == []  # only into that repository
 
 
 # --------------------------------------------------------------------------- switches
