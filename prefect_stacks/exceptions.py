@@ -143,7 +143,12 @@ class GitHubError(HTTPServiceError):
     """GitHub answered with an error, could not be reached, or kept rate-limiting past the
     wait budget. The message names the block, what was asked and what to fix; the token
     never appears in it. ``status``, ``service_message`` (GitHub's ``message``),
-    ``errors`` (GitHub's ``errors``), ``rate_limited`` and ``reset_at`` are attributes."""
+    ``errors`` (GitHub's ``errors``), ``rate_limited``, ``reset_at`` and ``location``
+    (where a ``301``, a renamed or transferred repository, points) are attributes."""
+
+    def __init__(self, message: str, *, location: str | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.location = location
 
 
 class RegistryError(HTTPServiceError):

@@ -240,3 +240,36 @@ def newest(
     if not allowed:
         return None
     return max(allowed, key=lambda pair: (pair[0], pair[1]))[1]
+
+
+_TERRAFORM_TERM_RE = re.compile(r"^(?P<op>!=|>=|<=|~>|[=<>])?\s*(?P<version>\S+)$")
+
+
+def terraform_allows(constraint: str, version: Version) -> bool:
+    """Whether a Terraform version constraint (``required_version``, a provider's
+    ``version``) admits ``version``, in Terraform's own dialect, which is not
+    Masterminds': terms joined by ``,`` all hold; no operator means ``=``; ``~>`` lets
+    only the rightmost given part grow (``~> 1.5`` is ``>= 1.5, < 2.0``, ``~> 1.5.2`` is
+    ``>= 1.5.2, < 1.6.0``, ``~> 1`` is ``>= 1``); a prerelease is admitted only by an
+    exact ``=`` term naming it. Raises ValueError for a constraint it cannot read."""
+    terms = [term.strip() for term in constraint.split(",")]
+    if not constraint.strip() or not all(terms):
+        raise ValueError(f"{constraint!r} is not a Terraform version constraint")
+    named_exactly = False
+    for term in terms:
+        match = _TERRAFORM_TERM_RE.match(term)
+        if not match:
+            raise ValueError(f"{constraint!r}: cannot read {term!r}")
+        op = match["op"] or "="
+        bound, given = _partial(match["version"], constraint)
+        if given == 0:
+            raise ValueError(f"{constraint!r}: {term!r} has no version number")
+        if op == "~>":
+            top = None if given == 1 else bound.bump("major" if given == 2 else "minor")
+            holds = version >= bound and (top is None or version < top)
+        else:
+            holds = _holds((op, bound, None), version)
+        if not holds:
+            return False
+        named_exactly = named_exactly or (op == "=" and version.prerelease == bound.prerelease)
+    return not version.is_prerelease or named_exactly

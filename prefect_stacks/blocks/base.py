@@ -143,6 +143,46 @@ def upgrade_block_documents(*, dry_run: bool = False) -> dict[str, list[str]]:
     return report
 
 
+def secret_value(name: str | None, *, field: str) -> str | None:
+    """The text of Prefect's ``Secret`` block ``name`` (None when no name is given, or the
+    secret is empty); a missing block is a ConfigurationError naming ``field``, the
+    parameter to fix or leave empty (public sources need no token)."""
+    if not name:
+        return None
+    from prefect.blocks.system import Secret
+
+    secret = load_block(
+        Secret,
+        name,
+        create=f"create it (Blocks > Secret) or leave {field} empty for a public source",
+    )
+    return str(secret.get()) or None
+
+
+def stored_blocks(block_type: type[B]) -> tuple[dict[str, B], dict[str, str]]:
+    """Every named document of ``block_type`` on the server, loaded: ``(blocks by name,
+    error by name)`` for those that no longer validate. No type registered yet: none."""
+    from prefect import get_client
+
+    found: dict[str, B] = {}
+    invalid: dict[str, str] = {}
+    with get_client(sync_client=True) as client:
+        try:
+            documents = _documents_of_type(client, block_type.get_block_type_slug())
+        except Exception as exc:  # noqa: BLE001 - only "no such type" is expected
+            if "not found" in str(exc).lower():
+                return found, invalid
+            raise
+    for doc in documents:
+        if doc.is_anonymous or not doc.name:
+            continue
+        try:
+            found[doc.name] = block_type.model_validate(doc.data)
+        except Exception as exc:  # noqa: BLE001 - reported by name, the others go on
+            invalid[doc.name] = str(exc).splitlines()[0]
+    return found, invalid
+
+
 def _documents_of_type(client: Any, slug: str, page: int = 200) -> list[Any]:
     documents: list[Any] = []
     while True:

@@ -103,7 +103,7 @@ def default_watcher_name(kind: str, source: str) -> str:
 
 EMIT_BATCH = 50
 
-MakeEvent = Callable[[str, str, "str | None"], Event]
+MakeEvent = Callable[[str, str, "str | None"], "Event | list[Event]"]
 OnNew = Callable[[str, str, "str | None"], None]
 ConfirmGone = Callable[[str, str], "Event | None | Literal[False]"]
 OnGone = Callable[[str, str], None]
@@ -125,7 +125,9 @@ def watch(
     Args:
         watcher: name of the watcher's state on the server (lowercase, e.g. ``git-shop``).
         observed: key -> version, as the source reports it now.
-        make_event: builds the event for ``(key, version, previous version or None)``.
+        make_event: builds the event for ``(key, version, previous version or None)``,
+            or a list of them (several releases of one repository; none when the new
+            version concerns nobody: the key is saved all the same).
         baseline_on_first_run: on the very first run record what is there and emit
             nothing (False: every key is new and emits).
         on_new: called with ``(key, version, previous or None)`` after the key's event was
@@ -164,6 +166,10 @@ def watch(
         len(run.report["kept"]),
     )
     return run.report
+
+
+def _as_list(built: Event | list[Event]) -> list[Event]:
+    return built if isinstance(built, list) else [built]
 
 
 def key_order(key: str) -> tuple[int, int, str]:
@@ -210,14 +216,20 @@ class _WatchRun:
         size = 1 if on_new is not None else EMIT_BATCH
         for start in range(0, len(changes), size):
             batch = changes[start : start + size]
-            built = [make_event(key, version, previous) for key, version, previous in batch]
-            emit(built)  # raises before any state is saved: next run sees them again
-            for (key, version, previous), event in zip(batch, built, strict=True):
+            built = [
+                _as_list(make_event(key, version, previous)) for key, version, previous in batch
+            ]
+            emit([event for events in built for event in events])  # raises before any
+            # state is saved: the next run sees them again
+            for (key, version, previous), events in zip(batch, built, strict=True):
                 if on_new is not None:
                     on_new(key, version, previous)  # raises: unsaved, seen again next run
                 self.state.save(key, version)
                 self.report["emitted"].append(key)
-                self.logger.info("%s: %s %s (event %s)", self.watcher, event.event, key, event.id)
+                for event in events:
+                    self.logger.info(
+                        "%s: %s %s (event %s)", self.watcher, event.event, key, event.id
+                    )
             done = start + len(batch)
             if len(changes) > EMIT_BATCH and (done % EMIT_BATCH == 0 or done == len(changes)):
                 self.logger.info("%s: %d of %d emitted", self.watcher, done, len(changes))

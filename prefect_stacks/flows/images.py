@@ -20,7 +20,6 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
-from prefect.blocks.system import Secret
 from prefect.runtime import flow_run
 from prefect.states import Failed
 from pydantic import ValidationError
@@ -34,7 +33,7 @@ from prefect_stacks._internal.git import (
     refuse_credentials_in_url,
 )
 from prefect_stacks._internal.parameters import NO_TEXT, NO_VARIABLES, Text, Variables
-from prefect_stacks.blocks.base import load_block
+from prefect_stacks.blocks.base import load_block, secret_value
 from prefect_stacks.blocks.docker import BuiltImage, ImageBuild, build_image
 from prefect_stacks.blocks.github import GitHubRepository
 from prefect_stacks.blocks.image_tags import (
@@ -189,15 +188,7 @@ def _source(repository: str, url: str, token_block: str) -> _Source:
         clone_url = block.get_clone_url()
         return _Source(clone_url, block.git_token(), redact_url(clone_url))
     refuse_credentials_in_url(url, "url")
-    token = None
-    if token_block:
-        secret = load_block(
-            Secret,
-            token_block,
-            create="create it (Blocks > Secret) or leave token_block empty for a public repository",
-        )
-        token = str(secret.get()) or None
-    return _Source(url, token, redact_url(url))
+    return _Source(url, secret_value(token_block, field="token_block"), redact_url(url))
 
 
 def _on(revision: Revision) -> str:

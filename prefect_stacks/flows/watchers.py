@@ -15,14 +15,13 @@ from __future__ import annotations
 import fnmatch
 
 from prefect import flow, get_run_logger, task
-from prefect.blocks.system import Secret
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, Field
 
 from prefect_stacks import events
 from prefect_stacks._internal.failures import fails_cleanly
 from prefect_stacks._internal.git import ls_remote_heads, redact_url
-from prefect_stacks.blocks.base import load_block
+from prefect_stacks.blocks.base import load_block, secret_value
 from prefect_stacks.blocks.registry import ContainerRegistry, MutableTag, TagPolicy, resolve
 from prefect_stacks.events.watching import WatcherState, default_watcher_name, watch
 from prefect_stacks.exceptions import PrefectStacksError, RegistryError
@@ -38,20 +37,9 @@ __all__ = [
 ]
 
 
-def _secret(block: str | None) -> str | None:
-    if not block:
-        return None
-    return load_block(
-        Secret,
-        block,
-        create="create it (Blocks > Secret) or leave the token parameter empty for a "
-        "public repository",
-    ).get()
-
-
 @task(cache_policy=NO_CACHE, task_run_name="git-ls-remote")
 def list_branch_heads(repository: str, token_block: str | None) -> dict[str, str]:
-    return ls_remote_heads(repository, _secret(token_block))
+    return ls_remote_heads(repository, secret_value(token_block, field="token_block"))
 
 
 @flow(name="git-watcher", flow_run_name="git-watcher")

@@ -203,6 +203,7 @@ def test_prefect_yaml_declares_the_stack_deployments():
         "kubernetes-unpin",
         "pull-request-watcher",
         "registry-watcher",
+        "release-watcher",
         "stack-apply",
         "stack-destroy",
         "stack-plan",
@@ -210,6 +211,7 @@ def test_prefect_yaml_declares_the_stack_deployments():
     # demo-environment schedules runs of this exact name
     assert flows["environment-teardown"]["name"] == "default"
     assert flows["environment-janitor"]["schedules"] == [{"interval": 300, "active": True}]
+    assert flows["release-watcher"]["concurrency_limit"]["limit"] == 1
     # two watcher runs at once could create one PR's deployment twice
     assert flows["pull-request-watcher"]["concurrency_limit"] == {
         "limit": 1,

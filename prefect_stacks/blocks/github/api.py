@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from pydantic import SecretStr
 
@@ -43,10 +43,10 @@ from prefect_stacks.blocks.github.models import (
     login_of,
     reduce_pull,
     reduce_pulls,
-    reduce_releases,
     reduce_sticky_comments,
     sticky_body,
 )
+from prefect_stacks.blocks.github.releases import Published, Source, list_published
 from prefect_stacks.exceptions import GitHubError
 
 API_VERSION = "2022-11-28"
@@ -349,23 +349,30 @@ class GitHubClient:
         return min(matches, key=lambda c: int(c["id"]))
 
     # ----------------------------------------------------------------- releases
+    @property
+    def web_url(self) -> str:
+        """The web site of :attr:`api_url` (``https://github.com`` for the public API)."""
+        return web_root(self.api_url)
+
     def list_releases(self, per_page: int = 30) -> list[Release]:
         """The newest ``per_page`` (1-100) releases, newest first
         (``GET /repos/{owner}/{repo}/releases``, one page, conditional). Drafts are
         listed only for a token with push access."""
-        if isinstance(per_page, bool) or not isinstance(per_page, int) or not 1 <= per_page <= 100:
-            raise ValueError(f"per_page {per_page!r} must be an integer from 1 to 100")
-        with self.session() as http:
-            result = http.request(
-                "GET",
-                f"{self._repo_path}/releases",
-                params={"per_page": per_page},
-                reduce=reduce_releases,
-                shape="releases.v1",
-                budget=self._budget(),
-                what=f"the releases of {self.full_name}",
-            )
-        return [Release.model_validate(item) for item in result.data or []]
+        return list_published(self, "releases", per_page).releases
+
+    def list_published(self, source: Source = "releases", per_page: int = 50) -> Published:
+        """The newest releases or tags, following a renamed repository
+        (:func:`prefect_stacks.blocks.github.releases.list_published`)."""
+        return list_published(self, source, per_page)
+
+
+def web_root(api_url: str) -> str:
+    """The web site of a REST API root: ``https://api.github.com`` -> ``https://github.com``;
+    ``https://HOST/api/v3`` (GitHub Enterprise Server) -> ``https://HOST``."""
+    parts = urlsplit(api_url)
+    if (parts.hostname or "").lower() == "api.github.com":
+        return "https://github.com"
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def check_number(number: int) -> int:
@@ -384,4 +391,5 @@ __all__ = [
     "check_number",
     "token_secrets",
     "token_value",
+    "web_root",
 ]

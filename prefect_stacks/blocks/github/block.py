@@ -17,7 +17,7 @@ from prefect_stacks._internal.git import auth_env, redact_url
 from prefect_stacks._internal.http import ResponseCache
 from prefect_stacks._internal.process import Redactor, default_logger
 from prefect_stacks.blocks.base import StacksBlock
-from prefect_stacks.blocks.github.api import GitHubClient, token_secrets, token_value
+from prefect_stacks.blocks.github.api import GitHubClient, token_secrets, token_value, web_root
 from prefect_stacks.blocks.github.cache import open_response_cache, save_response_cache
 from prefect_stacks.blocks.github.models import Comment, CommitStatus, PullRequest, Release
 from prefect_stacks.exceptions import ConfigurationError
@@ -231,11 +231,7 @@ class GitHubRepository(StacksBlock):
         ``repository.clone_url``), derived from ``api_url``; ``clone_url`` (a mirror, a
         local copy) does not change it. Events name the repository by this URL, so a
         watcher's and a webhook's events about one pull request are the same event."""
-        parts = urlsplit(self.api_url)
-        host = parts.netloc
-        if (parts.hostname or "").lower() == "api.github.com":
-            return f"https://github.com/{self.owner}/{self.repo}.git"
-        return f"{parts.scheme}://{host}/{self.owner}/{self.repo}.git"
+        return f"{web_root(self.api_url)}/{self.owner}/{self.repo}.git"
 
     # ----------------------------------------------------------------- secrets
     def git_token(self) -> str | None:

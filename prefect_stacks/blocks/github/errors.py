@@ -45,6 +45,7 @@ def describe_error(
         url=result.url,
         service_message=message,
         errors=errors,
+        location=result.headers.get("location") if status == 301 else None,
     )
 
 
@@ -59,6 +60,11 @@ def _what_to_fix(
     repo: str,
     has_token: bool,
 ) -> str:
+    if status == 301:
+        return (
+            f"GitHub answered 301 Moved Permanently to {what}: {owner}/{repo} was renamed "
+            "or transferred; use its new name."
+        )
     if status == 401 and has_token:
         return (
             f"GitHub answered {said} to {what}: bad credentials: check the token of block "

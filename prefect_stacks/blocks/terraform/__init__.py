@@ -14,6 +14,11 @@ from prefect_stacks.blocks.terraform.plan import (
     ResourceChange,
     summarize_plan_json,
 )
+from prefect_stacks.blocks.terraform.requirements import (
+    Requirements,
+    provider_address,
+    read_requirements,
+)
 from prefect_stacks.blocks.terraform.tasks import (
     artifact_key,
     load_stack,
@@ -28,6 +33,9 @@ from prefect_stacks.blocks.terraform.workdir import StackOutputs, TerraformWorkd
 
 __all__ = [
     "AttributeChange",
+    "Requirements",
+    "provider_address",
+    "read_requirements",
     "PlanSummary",
     "ResourceChange",
     "StackOutputs",

@@ -23,6 +23,7 @@ from prefect_stacks.blocks.base import StacksBlock
 from prefect_stacks.blocks.terraform.backend import declares_backend, write_local_backend
 from prefect_stacks.blocks.terraform.cli_config import check_provider_mirror, write_cli_config
 from prefect_stacks.blocks.terraform.plan import PlanSummary
+from prefect_stacks.blocks.terraform.requirements import Requirements, read_requirements
 from prefect_stacks.blocks.terraform.workdir import StackOutputs, TerraformWorkdir
 from prefect_stacks.exceptions import ConfigurationError, GitError, StackError
 from prefect_stacks.settings import get_settings
@@ -238,6 +239,16 @@ class TerraformStack(StacksBlock):
         except BaseException:
             shutil.rmtree(root, ignore_errors=True)
             raise
+
+    def requirements(self) -> Requirements:
+        """What the configuration requires of Terraform and its providers (its
+        ``required_version`` and ``required_providers``), read from a private checkout
+        that is removed afterwards; no terraform binary is needed."""
+        root = Path(tempfile.mkdtemp(prefix="prefect-stacks-"))
+        try:
+            return read_requirements(self._checkout(root / "src"), name=self.display_name)
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
 
     def _secret_values(self) -> list[str]:
         values = [v.get_secret_value() for v in self.secret_variables.values()]
