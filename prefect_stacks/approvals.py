@@ -5,11 +5,18 @@ applies a plan after review (stacks today; IAM and database copies use the same)
 The form is a typed ``RunInput`` (:class:`ApprovalInput`); the decision is kept as an
 artifact ``approval-<stack>-<workspace>``. Nobody deciding within the timeout, or a
 rejection, ends the run without applying anything (:func:`refusal`).
+
+An approval is bound to the plan it was given for: the SHA-256 of the saved plan file is
+shown in the form (and may be sent back with the answer); when the file applied is not
+that one, or the answer names another plan, nothing is applied. With four eyes, the
+person who requested the run cannot approve it.
 """
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Literal
 
 from prefect import get_client, get_run_logger, pause_flow_run
@@ -33,18 +40,45 @@ class ApprovalInput(RunInput):
         min_length=1, description="Who decides (name or handle); recorded with the run."
     )
     comment: str = Field(default="", description="Why; recorded with the run.")
+    plan_sha256: str = Field(
+        default="",
+        description=(
+            "The plan this decision is about (filled in with the plan shown). An answer "
+            "naming another plan is refused; empty means the plan shown."
+        ),
+    )
 
 
-def request_approval(plan: PlanSummary, timeout: int) -> ApprovalInput | None:
+def plan_sha256(plan: PlanSummary) -> str:
+    """SHA-256 of the saved plan file ("" when the plan was not saved)."""
+    if not plan.plan_file:
+        return ""
+    return hashlib.sha256(Path(plan.plan_file).read_bytes()).hexdigest()
+
+
+def request_approval(
+    plan: PlanSummary, timeout: int, *, details: str = ""
+) -> tuple[ApprovalInput, str] | None:
     """Pause the run until someone approves or rejects the plan in the UI (or through
-    the API), and record who decided and why as an artifact. None when nobody decided
-    within ``timeout`` seconds."""
+    the API), and record who decided and why as an artifact. Returns the answer and the
+    SHA-256 of the plan file when it was shown (for :func:`refusal`); None when nobody
+    decided within ``timeout`` seconds. ``details`` go above the plan in the form (the
+    IAM access summary)."""
     logger = get_run_logger()
-    logger.info("waiting for approval: %s (resume the run in the UI)", plan.headline())
+    shown = plan_sha256(plan)
+    logger.info(
+        "waiting for approval: %s (resume the run in the UI); plan sha256 %s",
+        plan.headline(),
+        shown or "-",
+    )
+    description = (details + "\n\n" if details else "") + plan.to_markdown()
+    if shown:
+        description += f"\n\nPlan file SHA-256: `{shown}`"
     try:
         answer: ApprovalInput = pause_flow_run(
             wait_for_input=ApprovalInput.with_initial_data(
-                description=plan.to_markdown() + "\n\nApprove to apply this plan.",
+                description=description + "\n\nApprove to apply this plan.",
+                plan_sha256=shown,
             ),
             timeout=timeout,
         )
@@ -61,31 +95,59 @@ def request_approval(plan: PlanSummary, timeout: int) -> ApprovalInput | None:
             f"### Apply {verdict}: `{plan.stack}` / `{plan.workspace}`\n\n"
             f"| by | at | comment |\n|---|---|---|\n"
             f"| {answer.approver} | {at} | {answer.comment or '-'} |\n\n"
-            f"Plan: {plan.headline()}"
+            f"Plan: {plan.headline()}" + (f" (sha256 `{shown}`)" if shown else "")
         ),
         description=f"{verdict} by {answer.approver}",
     )
-    return answer
+    return answer, shown
 
 
 def refusal(
-    answer: ApprovalInput | None, plan: PlanSummary, timeout: int, *, rerun: str
+    decided: tuple[ApprovalInput, str] | None,
+    plan: PlanSummary,
+    timeout: int,
+    *,
+    rerun: str,
+    requester: str | None = None,
 ) -> tuple[type[State], str] | None:
     """What ends a run whose plan was not approved: ``(state, message)``, Failed when
-    nobody decided in time, Cancelled when rejected; None when approved. ``rerun`` names
-    the flow to run again for a fresh plan."""
-    if answer is None:
+    nobody decided in time, when the answer names another plan, when the plan file is
+    no longer the one shown, or when ``requester`` (four eyes) approved their own run;
+    Cancelled when rejected; None when approved. ``rerun`` names the flow to run again
+    for a fresh plan."""
+    if decided is None:
         return (
             Failed,
             f"nobody approved or rejected the plan within {_duration(timeout)}"
             f" (approval_timeout={timeout}): nothing was applied. Run "
             f"{rerun} again for a fresh plan to approve, or raise approval_timeout.",
         )
+    answer, shown = decided
     if answer.decision != "approve":
         return (
             Cancelled,
             f"apply rejected by {answer.approver} ({answer.comment or 'no comment'}):"
             f" nothing was applied to {plan.stack}/{plan.workspace}",
+        )
+    if requester and answer.approver.strip().lower() == requester.strip().lower():
+        return (
+            Failed,
+            f"{answer.approver} requested this run and cannot approve it too (four_eyes): "
+            f"nothing was applied. Run {rerun} again and have someone else approve.",
+        )
+    if answer.plan_sha256 and answer.plan_sha256.strip().lower() != shown:
+        return (
+            Failed,
+            f"the approval by {answer.approver} is for plan {answer.plan_sha256[:12]}, not "
+            f"the plan of this run ({shown[:12]}): nothing was applied. Approve the plan "
+            f"shown, or run {rerun} again.",
+        )
+    now = plan_sha256(plan)
+    if now != shown:
+        return (
+            Failed,
+            f"the plan file changed after it was approved (sha256 {shown[:12]} approved, "
+            f"{now[:12]} now): nothing was applied. Run {rerun} again for a new approval.",
         )
     return None
 

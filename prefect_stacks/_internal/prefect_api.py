@@ -89,6 +89,18 @@ def current_flow_run_id() -> str | None:
     return str(run.id) if run else None
 
 
+def current_flow_run_creator() -> str | None:
+    """Who created the flow run this code runs in, as the server recorded it (Prefect
+    Cloud: the user or service account; a self-hosted server records nobody: None)."""
+    try:
+        ctx = get_run_context()
+    except Exception:  # noqa: BLE001 - no run context at all
+        return None
+    run = getattr(ctx, "flow_run", None)
+    created_by = getattr(run, "created_by", None)
+    return getattr(created_by, "display_value", None) or None
+
+
 def flow_run_url(flow_run_id: str | UUID | None) -> str | None:
     """The run's page in the Prefect UI (PREFECT_UI_URL, which Prefect derives from
     PREFECT_API_URL when unset), or None when no UI is known."""

@@ -24,9 +24,11 @@ def _post(slack: str | None, text: str) -> None:
     if not slack:
         return
     try:
-        load_block(SlackChannel, slack, create="create it (Blocks > Slack Channel)").post(text)
+        channel = load_block(SlackChannel, slack, create="create it (Blocks > Slack Channel)")
     except PrefectStacksError as exc:
         default_logger().warning("could not tell Slack (%s): %s", slack, exc)
+        return
+    channel.post_or_warn(text)
 
 
 def _emit(event) -> None:

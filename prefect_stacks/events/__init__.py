@@ -34,6 +34,8 @@ from prefect_stacks.events.vocabulary import (
     release_published,
     spec,
     stack_applied,
+    stack_drift_resolved,
+    stack_drifted,
     transition_instant,
 )
 from prefect_stacks.events.watching import (
@@ -73,6 +75,8 @@ __all__ = [
     "release_published",
     "spec",
     "stack_applied",
+    "stack_drift_resolved",
+    "stack_drifted",
     "transition_instant",
     "validate_watcher_name",
     "watch",

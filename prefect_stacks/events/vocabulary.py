@@ -174,6 +174,37 @@ _spec(
         example={"stack": "local-webapp", "workspace": "default", "url": "http://127.0.0.1:8080/"},
     )
 )
+_STACK_LABELS = {
+    "stacks.stack": "Name of the TerraformStack block.",
+    "stacks.workspace": "Terraform workspace.",
+}
+_spec(
+    EventSpec(
+        name="stacks.stack.drifted",
+        description="A drift check found the real infrastructure differing from the stack "
+        "(once when it starts, and again only when what differs changes).",
+        resource_id="stacks.stack.<stack>/<workspace>",
+        labels=_STACK_LABELS,
+        payload={
+            "stack": "Name of the TerraformStack block.",
+            "workspace": "Terraform workspace.",
+            "resources": "Addresses of the resources that differ (at most 50).",
+            "count": "How many resources differ.",
+            "digest": "Identifies this drift: the same drift, the same digest.",
+        },
+        example={"stack": "iam", "workspace": "default", "count": 1},
+    )
+)
+_spec(
+    EventSpec(
+        name="stacks.stack.drift-resolved",
+        description="A drift check found a stack that had drifted back in sync.",
+        resource_id="stacks.stack.<stack>/<workspace>",
+        labels=_STACK_LABELS,
+        payload={"stack": "Name of the TerraformStack block.", "workspace": "Terraform workspace."},
+        example={"stack": "iam", "workspace": "default"},
+    )
+)
 _DEPLOY_LABELS = {
     "stacks.cluster": "Name of the KubernetesCluster block.",
     "stacks.namespace": "Namespace.",
@@ -472,6 +503,43 @@ def stack_applied(
         },
         version=flow_run_id,
         related=_flow_run_related(flow_run_id, flow_run_name),
+    )
+
+
+def stack_drifted(stack: str, workspace: str, resources: list[str], digest: str) -> Event:
+    where = f"{stack}/{workspace}"
+    return _event(
+        "stacks.stack.drifted",
+        {
+            "prefect.resource.id": f"stacks.stack.{where}",
+            "prefect.resource.name": where,
+            "stacks.stack": stack,
+            "stacks.workspace": workspace,
+        },
+        {
+            "stack": stack,
+            "workspace": workspace,
+            "resources": resources[:50],
+            "count": len(resources),
+            "digest": digest,
+        },
+        version=digest,
+    )
+
+
+def stack_drift_resolved(stack: str, workspace: str, digest: str) -> Event:
+    """``digest``: the drift that is over (one resolution per drift)."""
+    where = f"{stack}/{workspace}"
+    return _event(
+        "stacks.stack.drift-resolved",
+        {
+            "prefect.resource.id": f"stacks.stack.{where}",
+            "prefect.resource.name": where,
+            "stacks.stack": stack,
+            "stacks.workspace": workspace,
+        },
+        {"stack": stack, "workspace": workspace},
+        version=f"resolved-{digest}",
     )
 
 

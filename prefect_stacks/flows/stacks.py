@@ -1,13 +1,15 @@
-"""Terraform stacks as one-click jobs: plan, apply (with an optional approval gate) and
-destroy, each a deployment in ``deployments/prefect.yaml``."""
+"""Terraform stacks as one-click jobs: plan, apply (with an optional approval gate),
+destroy, and a drift check that never applies, each a deployment in
+``deployments/prefect.yaml``."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
-from prefect.artifacts import create_link_artifact
+from prefect.artifacts import create_link_artifact, create_markdown_artifact
 from prefect.runtime import flow_run
 from prefect.states import Completed, State
 
@@ -15,6 +17,8 @@ from prefect_stacks import events
 from prefect_stacks._internal.failures import fails_cleanly
 from prefect_stacks._internal.parameters import NO_TEXT, NO_VARIABLES, Text, Variables
 from prefect_stacks.approvals import refusal, request_approval
+from prefect_stacks.blocks.base import load_block
+from prefect_stacks.blocks.slack import SlackChannel
 from prefect_stacks.blocks.terraform import (
     PlanSummary,
     artifact_key,
@@ -28,6 +32,7 @@ from prefect_stacks.blocks.terraform import (
     validate_workspace,
     workspace_slug,
 )
+from prefect_stacks.drift import DriftRecord, IgnoreRule, read_drift, tell_drift
 from prefect_stacks.exceptions import ConfigurationError
 
 DEFAULT_STACK = "local-webapp"
@@ -137,8 +142,8 @@ def stack_apply(
         plan = terraform_plan(workdir)
         if plan.has_changes:
             if require_approval:
-                answer = request_approval(plan, approval_timeout)
-                if refused := refusal(answer, plan, approval_timeout, rerun="stack-apply"):
+                decided = request_approval(plan, approval_timeout)
+                if refused := refusal(decided, plan, approval_timeout, rerun="stack-apply"):
                     return _not_applied(*refused)
             terraform_apply(workdir, plan)
         else:
@@ -184,3 +189,50 @@ def stack_destroy(
         terraform_destroy(workdir)
         if delete_workspace:
             terraform_delete_workspace(workdir)
+
+
+@flow(name="drift-check", flow_run_name=_run_name("drift"), log_prints=True)
+@fails_cleanly
+def drift_check(
+    stack: str = DEFAULT_STACK,
+    workspace: Text = NO_TEXT,
+    variables: Variables = NO_VARIABLES,
+    ignore: list[str] | None = None,
+    slack: str | None = None,
+) -> dict[str, Any]:
+    """Check whether the real infrastructure still is what the stack says: a plan with
+    refresh, never applied. Drift is told once (event, Slack, artifact), and once when
+    it is resolved.
+
+    Args:
+        stack: Name of the TerraformStack block.
+        workspace: Terraform workspace (default: the block's); it must exist.
+        variables: Variables for this run, merged over the block's.
+        ignore: Known-noise diffs: `ADDRESS` or `ADDRESS:ATTRIBUTE` patterns, e.g.
+            `github_team.team[*]:description`.
+        slack: Name of a Slack Channel block told when drift starts, changes or ends.
+    """
+    _check_parameters(workspace)
+    rules = [IgnoreRule.parse(rule) for rule in ignore or []]
+    channel = (
+        load_block(SlackChannel, slack, create="create it (Blocks > Slack Channel)")
+        if slack
+        else None
+    )
+    block = load_stack(stack, variables)
+    with terraform_init(block, workspace or None, create_workspace=False) as workdir:
+        plan = terraform_plan(workdir, artifact=False)
+        drift = read_drift(plan, workdir.plan_json(Path(plan.plan_file or "")), rules)
+    create_markdown_artifact(
+        key=artifact_key("drift", drift.stack, drift.workspace),
+        markdown=drift.to_markdown(),
+        description=drift.headline(),
+    )
+    told = tell_drift(drift, DriftRecord(drift.stack, drift.workspace), channel)
+    get_run_logger().info("%s (%s)", drift.headline(), told)
+    return {
+        "drifted": drift.drifted,
+        "resources": [rc.address for rc in drift.resources],
+        "ignored": drift.ignored,
+        "told": told,
+    }

@@ -193,10 +193,12 @@ def test_prefect_yaml_declares_the_stack_deployments():
         flows[flow.name] = item
     assert sorted(flows) == [
         "demo-environment",
+        "drift-check",
         "environment-janitor",
         "environment-teardown",
         "feature-environment-cleanup",
         "git-watcher",
+        "iam-apply",
         "image-builder",
         "kubernetes-deploy",
         "kubernetes-rollback",
@@ -212,6 +214,8 @@ def test_prefect_yaml_declares_the_stack_deployments():
     assert flows["environment-teardown"]["name"] == "default"
     assert flows["environment-janitor"]["schedules"] == [{"interval": 300, "active": True}]
     assert flows["release-watcher"]["concurrency_limit"]["limit"] == 1
+    # drift-check/iam (the last drift-check): hourly, paused until the iam block exists
+    assert flows["drift-check"]["schedules"] == [{"interval": 3600, "active": False}]
     # two watcher runs at once could create one PR's deployment twice
     assert flows["pull-request-watcher"]["concurrency_limit"] == {
         "limit": 1,

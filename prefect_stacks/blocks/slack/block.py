@@ -15,7 +15,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.http_retry import RetryHandler
 from slack_sdk.webhook import WebhookClient
 
-from prefect_stacks._internal.process import Redactor
+from prefect_stacks._internal.process import Redactor, default_logger
 from prefect_stacks.blocks.base import StacksBlock
 from prefect_stacks.blocks.slack.errors import (
     CHANNEL_ERRORS,
@@ -31,7 +31,7 @@ from prefect_stacks.blocks.slack.retry import (
     host_of,
 )
 from prefect_stacks.blocks.slack.text import MAX_MESSAGE_TEXT, clip, escape_mrkdwn
-from prefect_stacks.exceptions import ConfigurationError, NotificationError
+from prefect_stacks.exceptions import ConfigurationError, NotificationError, PrefectStacksError
 
 
 class SlackChannel(NotificationBlock, StacksBlock):
@@ -197,6 +197,16 @@ class SlackChannel(NotificationBlock, StacksBlock):
             return self._post_api(text, blocks)
         self._post_webhook(text, blocks)
         return None
+
+    def post_or_warn(self, text: str) -> bool:
+        """:meth:`post`, where a message is a courtesy that must never change a job's
+        outcome: a failure is a warning in the log (naming what to fix); False then."""
+        try:
+            self.post(text)
+        except PrefectStacksError as exc:
+            default_logger().warning("could not tell Slack (%s): %s", self.display_name, exc)
+            return False
+        return True
 
     async def apost(self, text: str, blocks: list[dict] | None = None) -> str | None:
         """Async :meth:`post`. The sync client runs in a worker thread (contextvars, and so

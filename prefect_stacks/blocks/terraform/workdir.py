@@ -291,15 +291,19 @@ class TerraformWorkdir:
         summary.is_destroy = destroy
         return summary
 
-    def show_plan(self, plan_file: Path) -> PlanSummary:
-        # The JSON plan holds variable values, secrets included: never streamed to logs.
+    def plan_json(self, plan_file: Path) -> dict[str, Any]:
+        """``terraform show -json`` of a saved plan. It holds every variable value,
+        secrets included: read what you need from it, never publish it."""
         rc, out, _ = self._tf.cmd(
             "show", str(plan_file), json=IsFlagged, no_color=IsFlagged, stream=False
         )
         if rc != 0:
             self._raise_for("terraform show -json of the plan failed")
+        return json.loads(out)
+
+    def show_plan(self, plan_file: Path) -> PlanSummary:
         summary = summarize_plan_json(
-            json.loads(out),
+            self.plan_json(plan_file),
             stack=self.stack_name,
             workspace=self.workspace,
             secrets=self.secrets,
