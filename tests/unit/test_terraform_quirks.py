@@ -76,6 +76,24 @@ def test_apply_without_plan_needs_skip_plan_for_auto_approve(stack, fake_terrafo
     assert "-auto-approve=true" in call["argv"] or "-auto-approve" in call["argv"]
 
 
+def test_parallelism_reaches_apply_and_destroy_only_when_set(stack, fake_terraform):
+    _, calls, script = fake_terraform
+    script({"plan": {"rc": 2}, "show": {"stdout": PLAN_JSON}})
+    with stack.prepare("ws") as wd:
+        stack.apply(wd, stack.plan(wd))
+        stack.destroy(wd)
+    assert not any("-parallelism" in a for c in calls() for a in c["argv"])
+    before = len(calls())
+    serial = stack.model_copy(update={"parallelism": 1})
+    with serial.prepare("ws") as wd:
+        serial.apply(wd, serial.plan(wd))
+        serial.destroy(wd)
+    later = calls()[before:]
+    for name in ("apply", "destroy"):
+        (call,) = [c for c in later if c["argv"][0] == name]
+        assert "-parallelism=1" in call["argv"], call["argv"]
+
+
 def test_no_positional_directory_arguments(stack, fake_terraform):
     _, calls, script = fake_terraform
     script({"plan": {"rc": 0}, "show": {"stdout": "{}"}})

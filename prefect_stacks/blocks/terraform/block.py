@@ -128,6 +128,16 @@ class TerraformStack(StacksBlock):
         ge=0,
         description="Seconds to wait for the state lock held by another run before failing.",
     )
+    parallelism: int | None = Field(
+        default=None,
+        ge=1,
+        le=256,
+        description=(
+            "Resources Terraform changes at once in apply and destroy (`-parallelism`; "
+            "empty: Terraform's 10). 1 for providers that cannot change two resources of "
+            "one object at once, such as postgresql's grants (stacks/iam)."
+        ),
+    )
     terraform_path: str | None = Field(
         default=None,
         description="Path of the terraform binary; found on PATH when empty.",
@@ -235,6 +245,7 @@ class TerraformStack(StacksBlock):
                 backend_config=dict(self.backend_config),
                 secret_backend_config=dict(self.secret_backend_config),
                 lock_timeout=self.lock_timeout,
+                parallelism=self.parallelism,
             )
         except BaseException:
             shutil.rmtree(root, ignore_errors=True)

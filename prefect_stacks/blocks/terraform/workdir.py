@@ -146,6 +146,7 @@ class TerraformWorkdir:
         backend_config: dict[str, str],
         secret_backend_config: dict[str, SecretStr],
         lock_timeout: int,
+        parallelism: int | None = None,
     ) -> None:
         self.stack_name = stack_name
         self.path = path
@@ -155,6 +156,7 @@ class TerraformWorkdir:
         self.backend_config = backend_config
         self.secret_backend_config = secret_backend_config
         self.lock_timeout = lock_timeout
+        self.parallelism = parallelism  # None: terraform's own (10); python-terraform omits it
         self.exists = True  # False when init found no such workspace and was told not to create it
         self._tf = _Terraform(
             working_dir=str(path),
@@ -318,11 +320,17 @@ class TerraformWorkdir:
             # so var=None; python-terraform adds `-auto-approve=false` for skip_plan=False,
             # which a saved plan ignores (it never prompts).
             rc, _, _ = self._tf.apply(
-                plan.plan_file, skip_plan=False, var=None, lock_timeout=lock_timeout
+                plan.plan_file,
+                skip_plan=False,
+                var=None,
+                lock_timeout=lock_timeout,
+                parallelism=self.parallelism,
             )
         else:
             # Quirk: without a plan file, skip_plan=True is what adds -auto-approve.
-            rc, _, _ = self._tf.apply(skip_plan=True, lock_timeout=lock_timeout)
+            rc, _, _ = self._tf.apply(
+                skip_plan=True, lock_timeout=lock_timeout, parallelism=self.parallelism
+            )
         if rc != 0:
             self._report_partial("terraform apply failed")
 
@@ -336,6 +344,7 @@ class TerraformWorkdir:
             force=IsNotFlagged,
             auto_approve=IsFlagged,
             lock_timeout=f"{self.lock_timeout}s",
+            parallelism=self.parallelism,
         )
         if rc != 0:
             self._report_partial("terraform destroy failed")
