@@ -13,12 +13,13 @@ rate-limited is reported and kept as it was, and the others go on.
 
 from __future__ import annotations
 
-import hashlib
+import re
 from dataclasses import dataclass, field
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.runtime import deployment
 from pydantic import SecretStr
 
 from prefect_stacks import events
@@ -102,6 +103,14 @@ def list_repositories(
     return found
 
 
+def _default_watcher() -> str:
+    """``releases-<deployment>`` (or ``releases`` outside a deployment): stable when the
+    list changes, so a repository added later is the only one recorded silently, and
+    apart per deployment, so two lists never forget each other's repositories."""
+    slug = re.sub(r"[^a-z0-9_-]+", "-", (deployment.name or "").lower()).strip("-")
+    return f"releases-{slug}"[:63].rstrip("-") if slug else "releases"
+
+
 def _impacts(found: list[NewRelease]) -> dict[int, Impact]:
     """The impact line of each new Terraform or provider release (stacks read once)."""
     catalog = StackCatalog()
@@ -148,8 +157,8 @@ def release_watcher(
             listings answered `304` for free.
         api_url: GitHub's REST API (`https://HOST/api/v3` for GitHub Enterprise Server).
         digest_over: More new releases than this in one run are told in one message.
-        watcher: Name of the watcher's state on the server; derived from the list when
-            empty.
+        watcher: Name of the watcher's state on the server; empty: `releases-<deployment
+            name>` (`releases` outside a deployment).
         baseline_on_first_run: The first run records what is there and tells nothing (a
             repository added to the list later is recorded silently too).
         max_rate_limit_wait: Seconds to wait out a rate limit before reporting it.
@@ -164,8 +173,7 @@ def release_watcher(
     if len(set(keys)) != len(keys):
         twice = sorted({k for k in keys if keys.count(k) > 1})
         raise ConfigurationError(f"repositories lists {', '.join(twice)} more than once")
-    digest = hashlib.sha1("\n".join(sorted(keys)).encode()).hexdigest()[:8]
-    name = events.validate_watcher_name(watcher or f"releases-{digest}")
+    name = events.validate_watcher_name(watcher or _default_watcher())
     token = secret_value(token_block, field="token_block")
     channel = (
         load_block(SlackChannel, slack, create="create it (Blocks > Slack Channel)")

@@ -221,6 +221,11 @@ def drift_check(
     )
     block = load_stack(stack, variables)
     with terraform_init(block, workspace or None, create_workspace=False) as workdir:
+        if not workdir.exists:
+            raise ConfigurationError(
+                f"{stack}: workspace {workdir.workspace!r} does not exist, so there is "
+                "nothing to check: apply the stack there first, or name another workspace"
+            )
         plan = terraform_plan(workdir, artifact=False)
         drift = read_drift(plan, workdir.plan_json(Path(plan.plan_file or "")), rules)
     create_markdown_artifact(

@@ -376,3 +376,9 @@ def test_drift_is_told_once_and_its_resolution_once_and_nothing_is_applied(acces
     resolved = [m.text or "" for m in slack.messages if "back in sync" in (m.text or "")]
     assert len(resolved) == 1
     assert read_events("stacks.stack.drift-resolved", f"stacks.stack.{access.block}/default")
+
+
+def test_a_drift_check_of_a_workspace_never_applied_says_so(access: Access):
+    state = drift_check(stack=access.block, workspace="nowhere", return_state=True)
+    assert state.is_failed()
+    assert "workspace 'nowhere' does not exist, so there is nothing to check" in state.message

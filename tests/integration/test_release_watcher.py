@@ -143,16 +143,20 @@ def test_filters_and_a_digest_for_many(gh: FakeGitHub, slack: FakeSlack, blocks:
 def test_a_repository_added_later_is_recorded_silently(gh: FakeGitHub, slack: FakeSlack, blocks):
     gh.add_repository("acme/late")
     gh.add_release("v3.0.0", repo="acme/late")
-    watch(gh, blocks, [WatchedRepository(repository="hashicorp/terraform")])
-    result = watch(
-        gh,
-        blocks,
-        [
-            WatchedRepository(repository="hashicorp/terraform"),
-            WatchedRepository(repository="acme/late"),
-        ],
-    )
-    assert result["new"] == [] and slack.messages == []
+    # the default state name (no `watcher`) stays the same when the list changes
+    own = {k: v for k, v in blocks.items() if k != "watcher"}
+    watch(gh, own, [WatchedRepository(repository="hashicorp/terraform")])
+    longer = [
+        WatchedRepository(repository="hashicorp/terraform"),
+        WatchedRepository(repository="acme/late"),
+    ]
+    gh.add_release("v1.9.1", repo="hashicorp/terraform")
+    result = watch(gh, own, longer)
+    assert [(n["repository"], n["tag"]) for n in result["new"]] == [
+        ("hashicorp/terraform", "v1.9.1")
+    ]
+    assert result["baseline"] == []  # not a new watcher: acme/late alone recorded, silently
+    assert len(slack.messages) == 1 and "v3.0.0" not in (slack.messages[0].text or "")
 
 
 def test_a_configured_stack_pinned_below_is_named(gh, slack, blocks, tmp_path: Path):

@@ -17,21 +17,18 @@ from typing import Any
 
 from pydantic import Field, SecretStr, field_validator
 
-from prefect_stacks._internal.git import clone
-from prefect_stacks._internal.process import default_logger
 from prefect_stacks.blocks.base import StacksBlock
-from prefect_stacks.blocks.terraform.backend import declares_backend, write_local_backend
 from prefect_stacks.blocks.terraform.cli_config import check_provider_mirror, write_cli_config
 from prefect_stacks.blocks.terraform.plan import PlanSummary
 from prefect_stacks.blocks.terraform.requirements import Requirements, read_requirements
+from prefect_stacks.blocks.terraform.source import check_out
 from prefect_stacks.blocks.terraform.workdir import StackOutputs, TerraformWorkdir
-from prefect_stacks.exceptions import ConfigurationError, GitError, StackError
+from prefect_stacks.exceptions import ConfigurationError
 from prefect_stacks.settings import get_settings
 
 _WORKSPACE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,89}$")
 _VARIABLE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 _GIT_REF_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_./+-]{0,254}$")
-_GIT_SCHEMES = ("https://", "http://", "ssh://", "git://", "file://", "git@", "git::")
 
 
 class TerraformStack(StacksBlock):
@@ -228,7 +225,7 @@ class TerraformStack(StacksBlock):
         terraform_bin = self.terraform_binary()  # fail early, naming the field
         root = Path(tempfile.mkdtemp(prefix="prefect-stacks-"))
         try:
-            module_dir = self._checkout(root / "src")
+            module_dir = check_out(self, root / "src")
             env = self._environment()
             if self.provider_mirror:
                 config = write_cli_config(root, self.provider_mirror, self.display_name)
@@ -241,7 +238,7 @@ class TerraformStack(StacksBlock):
                 terraform_bin=terraform_bin,
                 variables=dict(self.variables),
                 env=env,
-                secrets=self._secret_values(),
+                secrets=self.secret_values(),
                 backend_config=dict(self.backend_config),
                 secret_backend_config=dict(self.secret_backend_config),
                 lock_timeout=self.lock_timeout,
@@ -257,11 +254,12 @@ class TerraformStack(StacksBlock):
         that is removed afterwards; no terraform binary is needed."""
         root = Path(tempfile.mkdtemp(prefix="prefect-stacks-"))
         try:
-            return read_requirements(self._checkout(root / "src"), name=self.display_name)
+            return read_requirements(check_out(self, root / "src"), name=self.display_name)
         finally:
             shutil.rmtree(root, ignore_errors=True)
 
-    def _secret_values(self) -> list[str]:
+    def secret_values(self) -> list[str]:
+        """Every secret value of the block: masked in all output."""
         values = [v.get_secret_value() for v in self.secret_variables.values()]
         values += [v.get_secret_value() for v in self.env.values()]
         values += [v.get_secret_value() for v in self.secret_backend_config.values()]
@@ -286,81 +284,6 @@ class TerraformStack(StacksBlock):
         for name, value in self.secret_variables.items():
             env[f"TF_VAR_{name}"] = value.get_secret_value()
         return env
-
-    # ----------------------------------------------------------------- checkout
-    def _checkout(self, dest: Path) -> Path:
-        """Copy or clone the configuration into ``dest`` (which must not exist); return
-        its root module directory, with the local backend override written when the
-        configuration declares no backend."""
-        if self.source.startswith(_GIT_SCHEMES) or self.source.endswith(".git"):
-            self._git_clone(dest)
-        else:
-            self._copy(dest)
-        module_dir = (dest / self.subdirectory if self.subdirectory else dest).resolve()
-        if not module_dir.is_relative_to(dest.resolve()) or not module_dir.is_dir():
-            raise ConfigurationError(
-                f"TerraformStack {self.display_name!r}: subdirectory "
-                f"{self.subdirectory!r} does not exist in the source; fix the block "
-                "field `subdirectory`."
-            )
-        tf_files = list(module_dir.glob("*.tf")) + list(module_dir.glob("*.tf.json"))
-        if not tf_files:
-            raise ConfigurationError(
-                f"TerraformStack {self.display_name!r}: no *.tf files in "
-                f"{self.source!r}{'/' + self.subdirectory if self.subdirectory else ''}; "
-                "fix the block fields `source` / `subdirectory`."
-            )
-        if not declares_backend(tf_files):
-            write_local_backend(module_dir, self.default_state_dir())
-        return module_dir
-
-    def _copy(self, dest: Path) -> None:
-        src = Path(self.source).expanduser()
-        if not src.is_dir():
-            raise ConfigurationError(
-                f"TerraformStack {self.display_name!r}: source directory {str(src)!r} does "
-                "not exist; fix the block field `source` (a directory or a git URL)."
-            )
-        shutil.copytree(
-            src,
-            dest,
-            symlinks=True,
-            ignore=shutil.ignore_patterns(
-                ".terraform", "terraform.tfstate*", "*.tfplan", ".git", "__pycache__"
-            ),
-        )
-
-    def _git_clone(self, dest: Path) -> None:
-        url = self.source.removeprefix("git::")
-        try:
-            clone(
-                url,
-                dest,
-                ref=self.git_ref,
-                token=self.git_token.get_secret_value() if self.git_token else None,
-                secrets=self._secret_values(),
-                logger=default_logger(),
-            )
-        except ConfigurationError as exc:  # no git on this worker
-            raise ConfigurationError(
-                f"TerraformStack {self.display_name!r}: source is a git URL, but {exc}"
-            ) from exc
-        except GitError as exc:
-            at = f" at {self.git_ref!r}" if self.git_ref else ""
-            what = (
-                f"could not fetch git source {url!r}{at}; check the block fields "
-                "`source`, `git_ref` and `git_token`"
-            )
-            if exc.step == "checkout":
-                what = "could not check out the fetched git source"
-            raise StackError(
-                what,
-                stack=self.display_name,
-                command=exc.result.command,
-                stderr_tail=exc.result.stderr_tail(),
-                returncode=exc.result.returncode,
-            ) from exc
-        shutil.rmtree(dest / ".git", ignore_errors=True)
 
     # --------------- the workdir's commands, for callers written against the block
     def init(self, workdir: TerraformWorkdir, create_workspace: bool = True) -> None:

@@ -156,8 +156,9 @@ class TerraformWorkdir:
         self.backend_config = backend_config
         self.secret_backend_config = secret_backend_config
         self.lock_timeout = lock_timeout
-        self.parallelism = parallelism  # None: terraform's own (10); python-terraform omits it
+        self.parallelism = parallelism
         self.exists = True  # False when init found no such workspace and was told not to create it
+        self._shown: tuple[tuple[str, int, int], dict[str, Any]] | None = None
         self._tf = _Terraform(
             working_dir=str(path),
             terraform_bin_path=terraform_bin,
@@ -294,14 +295,19 @@ class TerraformWorkdir:
         return summary
 
     def plan_json(self, plan_file: Path) -> dict[str, Any]:
-        """``terraform show -json`` of a saved plan. It holds every variable value,
-        secrets included: read what you need from it, never publish it."""
+        """``terraform show -json`` of a saved plan, read once per file. It holds every
+        variable value, secrets included: read what you need, never publish it."""
+        stat = plan_file.stat()
+        key = (str(plan_file), stat.st_mtime_ns, stat.st_size)
+        if self._shown is not None and self._shown[0] == key:
+            return self._shown[1]
         rc, out, _ = self._tf.cmd(
             "show", str(plan_file), json=IsFlagged, no_color=IsFlagged, stream=False
         )
         if rc != 0:
             self._raise_for("terraform show -json of the plan failed")
-        return json.loads(out)
+        self._shown = (key, json.loads(out))
+        return self._shown[1]
 
     def show_plan(self, plan_file: Path) -> PlanSummary:
         summary = summarize_plan_json(
@@ -314,23 +320,16 @@ class TerraformWorkdir:
         return summary
 
     def apply(self, plan: PlanSummary | None = None) -> None:
-        lock_timeout = f"{self.lock_timeout}s"
+        # parallelism=None: python-terraform leaves the flag out (terraform's 10)
+        options = {"lock_timeout": f"{self.lock_timeout}s", "parallelism": self.parallelism}
         if plan is not None and plan.plan_file:
             # Quirk: applying a saved plan takes no -var/-var-file (they are in the plan),
             # so var=None; python-terraform adds `-auto-approve=false` for skip_plan=False,
             # which a saved plan ignores (it never prompts).
-            rc, _, _ = self._tf.apply(
-                plan.plan_file,
-                skip_plan=False,
-                var=None,
-                lock_timeout=lock_timeout,
-                parallelism=self.parallelism,
-            )
+            rc, _, _ = self._tf.apply(plan.plan_file, skip_plan=False, var=None, **options)
         else:
             # Quirk: without a plan file, skip_plan=True is what adds -auto-approve.
-            rc, _, _ = self._tf.apply(
-                skip_plan=True, lock_timeout=lock_timeout, parallelism=self.parallelism
-            )
+            rc, _, _ = self._tf.apply(skip_plan=True, **options)
         if rc != 0:
             self._report_partial("terraform apply failed")
 
