@@ -129,27 +129,32 @@ def refusal(
             f"apply rejected by {answer.approver} ({answer.comment or 'no comment'}):"
             f" nothing was applied to {plan.stack}/{plan.workspace}",
         )
+    reason = None
     if requester and answer.approver.strip().lower() == requester.strip().lower():
-        return (
-            Failed,
+        reason = (
             f"{answer.approver} requested this run and cannot approve it too (four_eyes): "
-            f"nothing was applied. Run {rerun} again and have someone else approve.",
+            f"nothing was applied. Run {rerun} again and have someone else approve."
         )
-    if answer.plan_sha256 and answer.plan_sha256.strip().lower() != shown:
-        return (
-            Failed,
+    elif answer.plan_sha256 and answer.plan_sha256.strip().lower() != shown:
+        reason = (
             f"the approval by {answer.approver} is for plan {answer.plan_sha256[:12]}, not "
             f"the plan of this run ({shown[:12]}): nothing was applied. Approve the plan "
-            f"shown, or run {rerun} again.",
+            f"shown, or run {rerun} again."
         )
-    now = plan_sha256(plan)
-    if now != shown:
-        return (
-            Failed,
+    elif (now := plan_sha256(plan)) != shown:
+        reason = (
             f"the plan file changed after it was approved (sha256 {shown[:12]} approved, "
-            f"{now[:12]} now): nothing was applied. Run {rerun} again for a new approval.",
+            f"{now[:12]} now): nothing was applied. Run {rerun} again for a new approval."
         )
-    return None
+    if reason is None:
+        return None
+    # the decision's artifact said "approved": its newest version says it did not count
+    create_markdown_artifact(
+        key=artifact_key("approval", plan.stack, plan.workspace),
+        markdown=f"### Approval refused: `{plan.stack}` / `{plan.workspace}`\n\n{reason}",
+        description=f"approval by {answer.approver} refused",
+    )
+    return Failed, reason
 
 
 def _resume_expired_pause() -> None:

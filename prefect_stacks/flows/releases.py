@@ -184,7 +184,7 @@ def release_watcher(
         repositories,
         api_url.rstrip("/"),
         SecretStr(token) if token else None,
-        f"{name}-etags",
+        f"{name.replace('_', '-')}-etags",  # block names have no underscores
         max_rate_limit_wait,
     )
     state = WatcherState(name)
@@ -196,6 +196,8 @@ def release_watcher(
     for key, published in listings.published.items():
         observed[key] = seen_tags(published.releases)
         before = remembered(seen.get(key))
+        if before is None and not baseline_on_first_run:
+            before = []  # no baseline: everything listed is new
         if announcing and before is not None:  # a repository seen before: what is new
             repository = published.moved_to or by_key[key].repository
             found[key] = new_releases(by_key[key], repository, published.releases, before)

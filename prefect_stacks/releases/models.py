@@ -185,8 +185,11 @@ def new_releases(
     oldest first (the order they are told in)."""
     known = set(before)
     fresh = [r for r in releases if r.tag_name not in known and watched.admits(r)]
+    # the kind is against every version known, old or new in this listing (two new
+    # releases at once: 1.9.1 is a patch of 1.9.0)
+    every = sorted(known | {r.tag_name for r in releases})
     return [
-        NewRelease(watched, repository, r, kind_of(r.tag_name, r.prerelease, before))
+        NewRelease(watched, repository, r, kind_of(r.tag_name, r.prerelease, every))
         for r in reversed(fresh)
     ]
 

@@ -23,10 +23,12 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 from prefect.client.schemas.sorting import ArtifactSort
 from prefect.flow_engine import flow_run_logger, run_flow
 from prefect.flow_runs import resume_flow_run
+from prefect.states import Failed
 
 from prefect_stacks import stack_path
+from prefect_stacks.approvals import ApprovalInput, plan_sha256, refusal
 from prefect_stacks.blocks.slack import SlackChannel
-from prefect_stacks.blocks.terraform import TerraformStack
+from prefect_stacks.blocks.terraform import PlanSummary, TerraformStack
 from prefect_stacks.flows.iam import iam_apply
 from prefect_stacks.flows.stacks import drift_check
 from tests.conftest import read_events, require_provider, wait_for
@@ -200,14 +202,18 @@ def finished(run_id, thread):
     return state_of(run_id)
 
 
-def access_summary(block: str) -> str:
+def newest_artifact(key: str) -> str:
     with get_client(sync_client=True) as client:
         (artifact,) = client.read_artifacts(
-            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[f"access-{block}-default"])),
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])),
             sort=ArtifactSort.CREATED_DESC,
             limit=1,
         )
     return artifact.data
+
+
+def access_summary(block: str) -> str:
+    return newest_artifact(f"access-{block}-default")
 
 
 def approve(access: Access, parameters: dict, approver: str = "bob", **answer) -> object:
@@ -297,6 +303,8 @@ def test_self_approval_is_refused_with_four_eyes(access: Access):
     run_id, state = approve(access, {"requested_by": "Alice"}, approver="alice")
     assert state.is_failed()
     assert "alice requested this run and cannot approve it too (four_eyes)" in state.message
+    # the decision's record does not say "approved" any more
+    assert newest_artifact(f"approval-{access.block}-default").startswith("### Approval refused")
     assert not access.exists("carol") and not access.exists("alice")  # nothing applied
 
 
@@ -305,13 +313,20 @@ def test_four_eyes_without_a_requester_is_a_configuration_error(access: Access):
     assert state.is_failed() and "set requested_by" in state.message
 
 
-def test_an_approval_for_another_plan_or_a_changed_plan_file_applies_nothing(access: Access):
-    run_id, state = approve(access, {"requested_by": "alice"}, plan_sha256="0" * 64)
-    assert (
-        state.is_failed() and "is for plan 000000000000, not the plan of this run" in state.message
-    )
-    assert not access.exists("alice")
+def test_an_answer_naming_another_plan_is_refused(prefect_harness, tmp_path):
+    plan_file = tmp_path / "apply.tfplan"
+    plan_file.write_bytes(b"the plan shown")
+    plan = PlanSummary(stack="iam", workspace="default", add=1, plan_file=str(plan_file))
+    shown = plan_sha256(plan)
+    answer = ApprovalInput(decision="approve", approver="bob", plan_sha256="0" * 64)
+    state, message = refusal((answer, shown), plan, 60, rerun="iam-apply")
+    assert state is Failed
+    assert "is for plan 000000000000, not the plan of this run" in message
+    same = ApprovalInput(decision="approve", approver="bob", plan_sha256=shown.upper())
+    assert refusal((same, shown), plan, 60, rerun="iam-apply") is None
 
+
+def test_a_plan_file_changed_after_the_approval_applies_nothing(access: Access):
     began = time.time()
     run_id, thread = start({"stack": access.block, "requested_by": "alice"})
     paused(run_id)

@@ -49,7 +49,8 @@ def blocks(prefect_harness, slack):
     SlackChannel(bot_token=SLACK_TOKEN, channel="#releases", api_url=slack.api_url).save(
         f"slack-{tag}"
     )
-    return {"token_block": f"gh-token-{tag}", "slack": f"slack-{tag}", "watcher": f"rel-{tag}"}
+    # an underscore: the ETag cache block's name (no underscores allowed) is derived
+    return {"token_block": f"gh-token-{tag}", "slack": f"slack-{tag}", "watcher": f"rel_{tag}"}
 
 
 def watch(gh: FakeGitHub, blocks: dict, repositories: list[WatchedRepository], **kw):
@@ -206,3 +207,17 @@ def test_moved_gone_and_rate_limited_are_reported_and_the_others_go_on(
     time.sleep(3.5)
     after = watch(gh, blocks, still)
     assert [n["tag"] for n in after["new"]] == ["v1.0.2"]
+
+
+def test_without_a_baseline_everything_listed_is_told(gh: FakeGitHub, slack: FakeSlack, blocks):
+    gh.add_repository("acme/fresh")
+    for tag in ("v1.0.0", "v1.1.0", "v2.0.0-rc1"):
+        gh.add_release(tag, repo="acme/fresh", prerelease="rc" in tag)
+    result = watch(
+        gh, blocks, [WatchedRepository(repository="acme/fresh")], baseline_on_first_run=False
+    )
+    assert [(n["tag"], n["kind"]) for n in result["new"]] == [
+        ("v1.0.0", "major"),
+        ("v1.1.0", "minor"),
+    ]
+    assert len(slack.messages) == 2
