@@ -121,6 +121,15 @@ def up(
     worker: bool = typer.Option(
         True, "--worker/--no-worker", help="Start (or reuse) a process worker for the pool."
     ),
+    database_url: str | None = typer.Option(
+        None,
+        "--database-url",
+        envvar="PREFECT_STACKS_DATABASE_URL",
+        show_default=False,
+        help="The server's database instead of SQLite in HOME, e.g. "
+        "postgresql+asyncpg://prefect@db/prefect (Prefect's advice beyond a few "
+        "concurrent runs). Give a password through the environment variable, not argv.",
+    ),
     detach: bool = typer.Option(
         False,
         "--detach",
@@ -131,7 +140,7 @@ def up(
     """Start (or reuse) a local Prefect server and process worker, register the blocks,
     save the `local-webapp` stack block and apply every deployment; then stay in the
     foreground until Ctrl-C, which stops the worker and then the server."""
-    config = LocalConfig(home=home, host=host, port=port, pool=pool)
+    config = LocalConfig(home=home, host=host, port=port, pool=pool, database_url=database_url)
     platform = LocalPlatform(config, say=_say)
     _say(f"prefect-stacks: home {config.home}; logs in {config.server_log}, {config.worker_log}")
     # SIGINT (Ctrl-C, also when started in the background by a script, which ignores

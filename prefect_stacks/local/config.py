@@ -38,6 +38,9 @@ class LocalConfig:
     pool: str = DEFAULT_POOL
     worker_query_seconds: int = 1
     worker_prefetch_seconds: int = 2
+    # The server's database: None is SQLite in the platform's home (the default);
+    # a ``postgresql+asyncpg://`` URL is what Prefect recommends beyond a few writers.
+    database_url: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "home", Path(self.home).expanduser().resolve())
@@ -89,9 +92,8 @@ class LocalConfig:
             "PREFECT_HOME": str(self.prefect_home),
             "PREFECT_API_URL": self.api_url,
             "PREFECT_UI_URL": self.ui_url,
-            "PREFECT_SERVER_DATABASE_CONNECTION_URL": (
-                f"sqlite+aiosqlite:///{self.prefect_home / 'prefect.db'}"
-            ),
+            "PREFECT_SERVER_DATABASE_CONNECTION_URL": self.database_url
+            or f"sqlite+aiosqlite:///{self.prefect_home / 'prefect.db'}",
             "PREFECT_SERVER_API_HOST": self.host,
             "PREFECT_SERVER_API_PORT": str(self.port),
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",

@@ -51,7 +51,7 @@ def test_help_lists_the_commands():
 def test_up_help_shows_the_options():
     result = runner.invoke(app, ["up", "--help"])
     assert result.exit_code == 0, result.output
-    for option in ("--home", "--port", "--pool", "--no-worker", "--detach"):
+    for option in ("--home", "--port", "--pool", "--no-worker", "--detach", "--database-url"):
         assert option in result.output
 
 
@@ -69,6 +69,13 @@ def test_config_defaults_and_child_environment(tmp_path):
     )
     assert env["PREFECT_STACKS_HOME"] == str(tmp_path / "h")
     assert config.state_dir("local-webapp") == tmp_path / "h" / "tfstate" / "local-webapp"
+
+
+def test_a_database_url_replaces_sqlite_for_the_server_only(tmp_path):
+    url = "postgresql+asyncpg://prefect@127.0.0.1:5432/prefect"
+    config = LocalConfig(home=tmp_path, database_url=url)
+    assert config.child_env()["PREFECT_SERVER_DATABASE_CONNECTION_URL"] == url
+    assert url not in (LocalPlatform(config).write_env_file()).read_text()
 
 
 def test_default_home_is_relative_to_the_current_directory(tmp_path, monkeypatch):
