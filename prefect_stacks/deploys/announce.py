@@ -9,8 +9,7 @@ from prefect.runtime import flow_run
 
 from prefect_stacks import events
 from prefect_stacks._internal.process import default_logger
-from prefect_stacks.blocks.base import load_block
-from prefect_stacks.blocks.slack import SlackChannel
+from prefect_stacks.blocks.slack import slack_channel
 from prefect_stacks.deploys.methods import Image
 from prefect_stacks.deploys.targets import Target
 from prefect_stacks.exceptions import EmitError, PrefectStacksError
@@ -24,7 +23,7 @@ def _post(slack: str | None, text: str) -> None:
     if not slack:
         return
     try:
-        channel = load_block(SlackChannel, slack, create="create it (Blocks > Slack Channel)")
+        channel = slack_channel(slack)
     except PrefectStacksError as exc:
         default_logger().warning("could not tell Slack (%s): %s", slack, exc)
         return

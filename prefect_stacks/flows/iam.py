@@ -18,8 +18,7 @@ from prefect_stacks._internal.failures import fails_cleanly
 from prefect_stacks._internal.parameters import NO_TEXT, NO_VARIABLES, Text, Variables
 from prefect_stacks._internal.prefect_api import current_flow_run_creator, current_flow_run_url
 from prefect_stacks.approvals import refusal, request_approval
-from prefect_stacks.blocks.base import load_block
-from prefect_stacks.blocks.slack import SlackChannel
+from prefect_stacks.blocks.slack import SlackChannel, slack_channel
 from prefect_stacks.blocks.terraform import (
     artifact_key,
     load_stack,
@@ -85,11 +84,7 @@ def iam_apply(
         raise ConfigurationError(f"approval_timeout={approval_timeout!r}: seconds, above 0")
     protected = parse_principals(break_glass or [])
     requester = _requester(requested_by, four_eyes)
-    channel = (
-        load_block(SlackChannel, slack, create="create it (Blocks > Slack Channel)")
-        if slack
-        else None
-    )
+    channel = slack_channel(slack)
     logger = get_run_logger()
     block = load_stack(stack, variables)
     with terraform_init(block, workspace or None) as workdir:

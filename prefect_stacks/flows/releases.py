@@ -24,12 +24,12 @@ from pydantic import SecretStr
 
 from prefect_stacks import events
 from prefect_stacks._internal.failures import fails_cleanly
-from prefect_stacks.blocks.base import load_block, secret_value
+from prefect_stacks.blocks.base import secret_value
 from prefect_stacks.blocks.github import GitHubRepository
 from prefect_stacks.blocks.github.api import web_root
 from prefect_stacks.blocks.github.cache import open_response_cache, save_response_cache
 from prefect_stacks.blocks.github.releases import Published
-from prefect_stacks.blocks.slack import SlackChannel
+from prefect_stacks.blocks.slack import SlackChannel, slack_channel
 from prefect_stacks.blocks.terraform import artifact_key
 from prefect_stacks.events.watching import BASELINE_KEY, WatcherState, watch
 from prefect_stacks.exceptions import ConfigurationError, GitHubError, PrefectStacksError
@@ -175,11 +175,7 @@ def release_watcher(
         raise ConfigurationError(f"repositories lists {', '.join(twice)} more than once")
     name = events.validate_watcher_name(watcher or _default_watcher())
     token = secret_value(token_block, field="token_block")
-    channel = (
-        load_block(SlackChannel, slack, create="create it (Blocks > Slack Channel)")
-        if slack
-        else None
-    )
+    channel = slack_channel(slack)
     listings = list_repositories(
         repositories,
         api_url.rstrip("/"),

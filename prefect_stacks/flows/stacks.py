@@ -17,8 +17,7 @@ from prefect_stacks import events
 from prefect_stacks._internal.failures import fails_cleanly
 from prefect_stacks._internal.parameters import NO_TEXT, NO_VARIABLES, Text, Variables
 from prefect_stacks.approvals import refusal, request_approval
-from prefect_stacks.blocks.base import load_block
-from prefect_stacks.blocks.slack import SlackChannel
+from prefect_stacks.blocks.slack import slack_channel
 from prefect_stacks.blocks.terraform import (
     PlanSummary,
     artifact_key,
@@ -214,11 +213,7 @@ def drift_check(
     """
     _check_parameters(workspace)
     rules = [IgnoreRule.parse(rule) for rule in ignore or []]
-    channel = (
-        load_block(SlackChannel, slack, create="create it (Blocks > Slack Channel)")
-        if slack
-        else None
-    )
+    channel = slack_channel(slack)
     block = load_stack(stack, variables)
     with terraform_init(block, workspace or None, create_workspace=False) as workdir:
         if not workdir.exists:

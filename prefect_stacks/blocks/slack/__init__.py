@@ -22,7 +22,7 @@ raised as a :class:`~prefect_stacks.exceptions.NotificationError` naming the err
 the block field to fix. The token and the webhook URL never appear in an error or a log.
 """
 
-from prefect_stacks.blocks.slack.block import SlackChannel
+from prefect_stacks.blocks.slack.block import SlackChannel, slack_channel
 from prefect_stacks.blocks.slack.retry import MAX_RETRY_AFTER_SECONDS, SlackRetry
 from prefect_stacks.blocks.slack.text import (
     MAX_BLOCKS,
@@ -48,5 +48,6 @@ __all__ = [
     "clip",
     "escape_mrkdwn",
     "link",
+    "slack_channel",
     "slack_length",
 ]

@@ -381,3 +381,14 @@ class SlackChannel(NotificationBlock, StacksBlock):
             field="webhook_url",
             status=status,
         )
+
+
+def slack_channel(name: str | None) -> SlackChannel | None:
+    """The ``SlackChannel`` block ``name`` a job tells, or None when no name is given (the
+    job posts nothing). A missing block is a ConfigurationError naming it, before the
+    job does anything."""
+    from prefect_stacks.blocks.base import load_block
+
+    if not name:
+        return None
+    return load_block(SlackChannel, name, create="create it (Blocks > Slack Channel)")
