@@ -23,7 +23,7 @@ PYTEST_ARGS ?=
 # Debian packages the tests need; checked with dpkg, installed only if missing.
 # docker.io: dockerd, started by the tests themselves (image builds); docker-registry:
 # Distribution, the registry images are pushed to; apache2-utils: htpasswd for its login.
-APT_PACKAGES ?= git docker.io docker-registry apache2-utils prometheus-alertmanager
+APT_PACKAGES ?= git docker.io docker-registry apache2-utils prometheus-alertmanager nginx-light varnish
 
 # The test bed: a Kubernetes control plane, etcd, kwok, helm, Terraform providers (and
 # terraform itself when the machine has none >= 1.4), built from Go modules once per

@@ -170,6 +170,46 @@ class AlertmanagerError(HTTPServiceError):
     """An Alertmanager answered with an error or could not be reached."""
 
 
+class CdnError(HTTPServiceError):
+    """A CDN API (Cloudflare, Fastly) answered with an error, could not be reached, or kept
+    rate-limiting past the wait budget; the token never appears in the message."""
+
+
+class VarnishError(PrefectStacksError):
+    """A Varnish instance refused or could not be sent a ban, or still served a purged
+    object from its cache; ``node`` names the instance."""
+
+    def __init__(self, message: str, *, node: str | None = None) -> None:
+        super().__init__(message)
+        self.node = node
+
+
+class AnsibleError(PrefectStacksError):
+    """An Ansible playbook run failed: a task failed, a host was unreachable, the vault
+    password was wrong, the playbook or inventory is wrong. ``failed_hosts`` and
+    ``unreachable_hosts`` name the hosts; ``recap`` is the per-host recap when the play
+    got that far."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        failed_hosts: list[str] | None = None,
+        unreachable_hosts: list[str] | None = None,
+        recap: dict[str, dict[str, int]] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.failed_hosts = failed_hosts or []
+        self.unreachable_hosts = unreachable_hosts or []
+        self.recap = recap or {}
+
+
+class DatabaseError(PrefectStacksError):
+    """pg_dump, pg_restore or psql failed, or a copy was refused (a personal-data column
+    without a masking rule); the message names the database and what to fix, never a
+    password."""
+
+
 class KubernetesError(PrefectStacksError):
     """kubectl failed, or the API server refused what it was sent: the message names the
     cluster, what was asked, the API server's own words and what to fix. ``result`` is

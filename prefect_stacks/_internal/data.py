@@ -1,8 +1,9 @@
-"""Directories shipped with the package: the Terraform stacks and the deployments.
+"""Directories shipped with the package: the Terraform stacks, the Ansible playbooks and
+the deployments.
 
-Inside the wheel they are ``prefect_stacks/_stacks`` and ``prefect_stacks/_deployments``
-(pyproject's force-include); in a source checkout they are ``<repo>/stacks`` and
-``<repo>/deployments``.
+Inside the wheel they are ``prefect_stacks/_stacks``, ``_playbooks`` and ``_deployments``
+(pyproject's force-include); in a source checkout they are ``<repo>/stacks``,
+``<repo>/playbooks`` and ``<repo>/deployments``.
 """
 
 from __future__ import annotations
@@ -32,6 +33,18 @@ def stack_path(name: str) -> Path:
     if not path.is_dir():
         available = sorted(p.name for p in stacks_dir().iterdir() if p.is_dir())
         raise FileNotFoundError(f"no shipped stack {name!r}; available: {', '.join(available)}")
+    return path
+
+
+def playbook_path(name: str) -> Path:
+    """Path of a shipped playbook, e.g. ``playbook_path("maintenance-nginx")``."""
+    directory = _data_dir("playbooks")
+    path = directory / f"{name}.yml"
+    if not path.is_file():
+        available = sorted(p.stem for p in directory.glob("*.yml"))
+        raise FileNotFoundError(
+            f"no shipped playbook {name!r}; shipped: {', '.join(available)} (or give a path)"
+        )
     return path
 
 

@@ -96,7 +96,13 @@ class AlertWatch(BaseModel):
     poll_seconds: float = Field(default=15, gt=0, description="How often to ask.")
 
 
-def _values(image: str, digest: str, tag: str | None, namespace: str, workload: str) -> dict:
+def _values(
+    image: str = "",
+    digest: str = "",
+    tag: str | None = None,
+    namespace: str = "",
+    workload: str = "",
+) -> dict:
     return {
         "image": image,
         "digest": digest,
