@@ -29,6 +29,10 @@ from pydantic import Field
 
 from prefect_stacks.blocks.terraform import PlanSummary, artifact_key
 
+# How often a paused run asks the server whether it was answered (Prefect's default is
+# 10 s, so an approval took up to 10 s to start the apply).
+APPROVAL_POLL_SECONDS = 2
+
 
 class ApprovalInput(RunInput):
     """The form shown in the Prefect UI when an apply waits for approval."""
@@ -81,6 +85,7 @@ def request_approval(
                 plan_sha256=shown,
             ),
             timeout=timeout,
+            poll_interval=APPROVAL_POLL_SECONDS,
         )
     except FlowPauseTimeout:
         _resume_expired_pause()
