@@ -34,6 +34,21 @@ DESTROY = f"stack-destroy/{LOCAL_WEBAPP}"
 PLAN = f"stack-plan/{LOCAL_WEBAPP}"
 
 
+def declared_deployments() -> list[str]:
+    """``flow/deployment`` of every deployment in deployments/prefect.yaml (the unit test
+    of prefect.yaml says which flows those are)."""
+    import yaml
+    from prefect.flows import load_flow_from_entrypoint
+
+    from prefect_stacks import deployments_dir
+
+    spec = yaml.safe_load((deployments_dir() / "prefect.yaml").read_text())
+    return sorted(
+        f"{load_flow_from_entrypoint(item['entrypoint']).name}/{item['name']}"
+        for item in spec["deployments"]
+    )
+
+
 def http_get(url: str, timeout: float = 3.0) -> httpx.Response | None:
     """GET ``url``; None when nothing answers."""
     try:
@@ -93,28 +108,7 @@ def test_up_twice_reuses_everything_then_down(tmp_path, prefect_stacks_cli):
         assert [b.name for b in blocks] == [LOCAL_WEBAPP]
         assert blocks[0].data["state_dir"] == str(config.state_dir(LOCAL_WEBAPP))
         names = sorted(f"{flows[d.flow_id]}/{d.name}" for d in deployments)
-        assert names == sorted(
-            [
-                APPLY,
-                DESTROY,
-                PLAN,
-                "demo-environment/default",
-                "environment-teardown/default",
-                "environment-janitor/default",
-                "git-watcher/default",
-                "pull-request-watcher/default",
-                "registry-watcher/default",
-                "release-watcher/default",
-                "iam-apply/iam",
-                "drift-check/iam",
-                "drift-check/local-webapp",
-                "image-builder/default",
-                "kubernetes-deploy/default",
-                "kubernetes-rollback/default",
-                "kubernetes-unpin/default",
-                "feature-environment-cleanup/default",
-            ]
-        )
+        assert names == declared_deployments()  # every one in prefect.yaml, once
         assert {d.work_pool_name for d in deployments} == {"local"}
         watcher = next(d for d in deployments if flows[d.flow_id] == "pull-request-watcher")
         assert watcher.global_concurrency_limit is not None

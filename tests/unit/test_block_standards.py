@@ -17,6 +17,10 @@ def test_every_block_is_exported_for_registration():
     assert prefect_stacks.WebhookSource in BLOCKS
     assert prefect_stacks.GitHubRepository in BLOCKS
     assert prefect_stacks.GitHubResponseCache in BLOCKS
+    from prefect_stacks import blocks
+
+    day2 = {"AnsiblePlaybook", "CloudflareZone", "FastlyService", "PostgresDatabase", "VarnishPool"}
+    assert day2 <= {b.__name__ for b in BLOCKS} and day2 <= set(blocks.__all__)
 
 
 @pytest.mark.parametrize("block", BLOCKS, indirect=True)

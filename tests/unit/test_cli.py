@@ -199,6 +199,9 @@ def test_prefect_yaml_declares_the_stack_deployments():
         flow = load_flow_from_entrypoint(item["entrypoint"])
         flows[flow.name] = item
     assert sorted(flows) == [
+        "cache-flush",
+        "database-backup",
+        "database-copy",
         "demo-environment",
         "drift-check",
         "environment-janitor",
@@ -210,6 +213,8 @@ def test_prefect_yaml_declares_the_stack_deployments():
         "kubernetes-deploy",
         "kubernetes-rollback",
         "kubernetes-unpin",
+        "maintenance-mode",
+        "monitoring-silence",
         "pull-request-watcher",
         "registry-watcher",
         "release-watcher",
@@ -221,6 +226,8 @@ def test_prefect_yaml_declares_the_stack_deployments():
     assert flows["environment-teardown"]["name"] == "default"
     assert flows["environment-janitor"]["schedules"] == [{"interval": 300, "active": True}]
     assert flows["release-watcher"]["concurrency_limit"]["limit"] == 1
+    # on and off clicked at once must not interleave on the hosts
+    assert flows["maintenance-mode"]["concurrency_limit"]["collision_strategy"] == "ENQUEUE"
     # drift-check/iam (the last drift-check): hourly, paused until the iam block exists
     assert flows["drift-check"]["schedules"] == [{"interval": 3600, "active": False}]
     # two watcher runs at once could create one PR's deployment twice
