@@ -33,7 +33,10 @@ from prefect_stacks.exceptions import ConfigurationError, PrefectStacksError
 WATCH_PREFIX = "stacks-watch-"
 WATCH_TAG = "prefect-stacks:watch"
 _WATCHER_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-BASELINE_KEY = "\x00baseline"
+# A key no watched version has. Not NUL, which it was: a PostgreSQL-backed server cannot
+# store "\u0000" in a Variable (JSONB), and the watcher failed there on its first run.
+BASELINE_KEY = "\x1fbaseline"
+_LEGACY_BASELINE_KEY = "\x00baseline"  # what a SQLite-backed server may still hold
 
 
 def validate_watcher_name(name: str) -> str:
@@ -69,7 +72,11 @@ class WatcherState:
                 f"watcher {self.watcher!r}: read {exc} state variables; not acting on a "
                 "partial state (every version would look new)"
             ) from exc
-        return {v["key"]: v.get("version") for v in values if isinstance(v, dict) and "key" in v}
+        return {
+            (BASELINE_KEY if v["key"] == _LEGACY_BASELINE_KEY else v["key"]): v.get("version")
+            for v in values
+            if isinstance(v, dict) and "key" in v
+        }
 
     def save(self, key: str, version: str) -> None:
         name = _key_variable(self.watcher, key)

@@ -195,3 +195,14 @@ def test_new_versions_then_vanished_keys_in_one_run(watcher: str, log: list):
         ("emit", ["2"]),
         ("gone", "2"),
     ]
+
+
+def test_the_baseline_is_storable_by_postgresql_and_an_old_nul_one_still_counts(watcher: str):
+    # a PostgreSQL-backed server refuses "\u0000" in a Variable (JSONB): the key the
+    # watcher used before, which a SQLite-backed server still holds
+    assert "\x00" not in events.BASELINE_KEY
+    state = WatcherState(watcher)
+    state.save("\x00baseline", "1")
+    state.save("img:1", "sha256:a")
+    # so the next poll is no silent first run
+    assert state.load() == {events.BASELINE_KEY: "1", "img:1": "sha256:a"}
