@@ -148,14 +148,18 @@ class AlertmanagerClient:
     def __exit__(self, *exc: object) -> None:
         self.http.close()
 
-    def firing(self, labels: dict[str, str] | list[str]) -> list[dict[str, Any]]:
-        """Alerts firing now (active, not silenced, not inhibited) matching ``labels``."""
+    def firing(
+        self, labels: dict[str, str] | list[str], *, include_silenced: bool = False
+    ) -> list[dict[str, Any]]:
+        """Alerts firing now (active, not inhibited, and not silenced unless
+        ``include_silenced``: a deploy that silenced the pager still watches) matching
+        ``labels``."""
         result = self.http.request(
             "GET",
             "/api/v2/alerts",
             params={
                 "active": True,
-                "silenced": False,
+                "silenced": include_silenced,
                 "inhibited": False,
                 "unprocessed": False,
                 "filter": matchers_of(labels),
@@ -164,7 +168,8 @@ class AlertmanagerClient:
             what="listing firing alerts",
         )
         alerts = result.data if isinstance(result.data, list) else []
-        return [a for a in alerts if (a.get("status") or {}).get("state") == "active"]
+        states = ("active", "suppressed") if include_silenced else ("active",)
+        return [a for a in alerts if (a.get("status") or {}).get("state") in states]
 
     def silences(self, labels: dict[str, str] | list[str]) -> list[dict[str, Any]]:
         """Every silence (active, pending and expired) with matchers that include these."""

@@ -94,6 +94,9 @@ class AlertWatch(BaseModel):
     )
     window_seconds: float = Field(default=300, ge=0, description="How long to watch.")
     poll_seconds: float = Field(default=15, gt=0, description="How often to ask.")
+    include_silenced: bool = Field(
+        default=False, description="Count silenced alerts too (a deploy that silenced them)."
+    )
 
 
 def _values(
@@ -179,7 +182,7 @@ def watch_alerts(watch: AlertWatch, sleep=time.sleep) -> None:
     with block.get_client() as client:
         while True:
             try:
-                firing = client.firing(watch.labels)
+                firing = client.firing(watch.labels, include_silenced=watch.include_silenced)
                 answered = True
             except AlertmanagerError as exc:
                 if exc.status is not None and 400 <= exc.status < 500:

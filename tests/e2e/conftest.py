@@ -1,7 +1,8 @@
-"""End-to-end fixtures: a REAL Prefect server (SQLite in a temporary PREFECT_HOME, a
-free port) and a process worker polling every second, brought up by the same library
-code as ``prefect-stacks up`` (:mod:`prefect_stacks.local`), with the blocks and every
-deployment of ``deployments/prefect.yaml`` applied.
+"""End-to-end fixtures: a REAL Prefect server (on a database of the session's
+PostgreSQL, or SQLite in a temporary PREFECT_HOME with E2E_SQLITE=1; a free port) and a
+process worker polling every second, brought up by the same library code as
+``prefect-stacks up`` (:mod:`prefect_stacks.local`), with the blocks and every deployment
+of ``deployments/prefect.yaml`` applied.
 
 The ``local-webapp`` block keeps its Terraform state and the web server's run dir in the
 test's temporary directory, and the web server listens on a free port, so the tests

@@ -218,6 +218,7 @@ def test_prefect_yaml_declares_the_stack_deployments():
         "pull-request-watcher",
         "registry-watcher",
         "release-watcher",
+        "safe-deploy",
         "stack-apply",
         "stack-destroy",
         "stack-plan",

@@ -19,6 +19,7 @@ from prefect_stacks.blocks.postgres.block import (
 )
 from prefect_stacks.blocks.postgres.masking import MaskingRules, Rule, parse_rule
 from prefect_stacks.blocks.postgres.tasks import (
+    back_up,
     check_masking,
     count_rows,
     dump_database,
@@ -28,6 +29,7 @@ from prefect_stacks.blocks.postgres.tasks import (
     mask_database,
     prune_backups,
     replace_database,
+    restore_backup,
     restore_dump,
     run_sql_files,
     scratch_database,
@@ -36,6 +38,8 @@ from prefect_stacks.blocks.postgres.tasks import (
 )
 
 __all__ = [
+    "back_up",
+    "restore_backup",
     "BackupStorage",
     "MaskingRules",
     "PostgresClient",

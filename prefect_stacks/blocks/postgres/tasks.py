@@ -226,3 +226,31 @@ def replace_database(db: PostgresDatabase, scratch: str, target: str, run_id: st
         get_run_logger().warning("the old %s is kept as %s: %s", target, old, exc)
         return f"{target} replaced; the old one is kept as {old} (could not drop it: drop it)"
     return f"{target} replaced (the old one dropped)"
+
+
+# ------------------------------------------------------------ a deploy's backup
+@task(cache_policy=NO_CACHE, task_run_name="back-up-{db.database}")
+def back_up(db: PostgresDatabase, storage: BackupStorage, prefix: str) -> str:
+    """Dump, verify and store the database, as database-backup does (no retention);
+    returns the stored path, for :func:`restore_backup`."""
+    import tempfile
+    from datetime import datetime, timezone
+
+    with tempfile.TemporaryDirectory(prefix="prefect-stacks-dump-") as tmp:
+        dump = dump_database.fn(db, Path(tmp))
+        verify_dump.fn(db, dump, list(count_rows.fn(db)))
+        return store_backup.fn(storage, dump, prefix, db.database, datetime.now(timezone.utc))
+
+
+@task(cache_policy=NO_CACHE, task_run_name="restore-{db.database}")
+def restore_backup(db: PostgresDatabase, storage: BackupStorage, path: str, run_id: str) -> str:
+    """Put the database back as the backup ``path`` has it: restored into a scratch
+    database, which then takes the database's place in one transaction (never half
+    restored). Returns what happened, in words."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="prefect-stacks-restore-") as tmp:
+        local = storage.get(path, Path(tmp) / "backup.dump")
+        with scratch_database(db, identifier(db.database, f"_restore_{run_id}")) as scratch:
+            restore_dump.fn(db, local, scratch)
+            return replace_database.fn(db, scratch, db.database, run_id)
