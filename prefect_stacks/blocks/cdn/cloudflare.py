@@ -11,14 +11,12 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import Field, SecretStr, field_validator
 
 from prefect_stacks._internal.http import HttpClient
-from prefect_stacks.blocks.base import StacksBlock
 from prefect_stacks.blocks.cdn.report import (
     CLOUDFLARE_TOKEN_CODES,
     Batch,
+    CdnBlock,
     CdnReport,
     batch_label,
-    check_api_url,
-    check_token,
     chunks,
     described,
     run_calls,
@@ -42,7 +40,7 @@ def _cloudflare_said(data: Any) -> str:
     return "; ".join(parts)[:500]
 
 
-class CloudflareZone(StacksBlock):
+class CloudflareZone(CdnBlock):
     """A Cloudflare zone whose cache cache-flush purges (everything, URLs, tags, hosts or
     prefixes) with an API token that has the zone's Cache Purge permission.
 
@@ -85,16 +83,6 @@ class CloudflareZone(StacksBlock):
         ge=0,
         description="Seconds of 429 Retry-After waits one purge may spend before it fails.",
     )
-
-    @field_validator("api_url")
-    @classmethod
-    def _check_url(cls, value: str) -> str:
-        return check_api_url(value)
-
-    @field_validator("api_token")
-    @classmethod
-    def check_token(cls, value: SecretStr) -> SecretStr:
-        return check_token(value)
 
     @field_validator("zone_id")
     @classmethod

@@ -10,13 +10,11 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import Field, SecretStr, field_validator
 
 from prefect_stacks._internal.http import HttpClient
-from prefect_stacks.blocks.base import StacksBlock
 from prefect_stacks.blocks.cdn.report import (
     Batch,
+    CdnBlock,
     CdnReport,
     batch_label,
-    check_api_url,
-    check_token,
     chunks,
     described,
     run_calls,
@@ -42,7 +40,7 @@ def _fastly_hint(status: int, codes: set[int]) -> str:
     }.get(status, "")
 
 
-class FastlyService(StacksBlock):
+class FastlyService(CdnBlock):
     """A Fastly service whose cache cache-flush purges (all, or by surrogate key) with an
     API token that has the purge_all / purge_select scope.
 
@@ -82,16 +80,6 @@ class FastlyService(StacksBlock):
         ge=0,
         description="Seconds of 429 Retry-After waits one purge may spend before it fails.",
     )
-
-    @field_validator("api_url")
-    @classmethod
-    def _check_url(cls, value: str) -> str:
-        return check_api_url(value)
-
-    @field_validator("api_token")
-    @classmethod
-    def check_token(cls, value: SecretStr) -> SecretStr:
-        return check_token(value)
 
     @field_validator("service_id")
     @classmethod

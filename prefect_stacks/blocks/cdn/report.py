@@ -1,15 +1,18 @@
-"""What a purge reports (per URL, tag or key) and the error description both CDNs share."""
+"""What both CDN blocks share: the base block (api_url, api_token checks), the report of a
+purge (per URL, tag or key) and the error description."""
 
 from __future__ import annotations
 
+from abc import ABC
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import SecretStr
+from pydantic import SecretStr, field_validator
 
 from prefect_stacks._internal.http import HttpResult
+from prefect_stacks.blocks.base import StacksBlock
 from prefect_stacks.exceptions import CdnError
 
 # Cloudflare's codes for a missing, malformed or refused credential
@@ -153,3 +156,18 @@ def batch_label(kind: str, index: int, chunk: list[str], total: int, size: int) 
         return kind
     first = index * size + 1
     return f"{kind} {first}-{first + len(chunk) - 1} of {total}"
+
+
+class CdnBlock(StacksBlock, ABC):
+    """What the CDN blocks share: their ``api_url`` and ``api_token`` are checked the
+    same way. Abstract (``ABC`` among its own bases): not a block type of its own."""
+
+    @field_validator("api_url", check_fields=False)
+    @classmethod
+    def _api_url(cls, value: str) -> str:
+        return check_api_url(value)
+
+    @field_validator("api_token", check_fields=False)
+    @classmethod
+    def _api_token(cls, value: SecretStr) -> SecretStr:
+        return check_token(value)
