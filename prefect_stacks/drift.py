@@ -23,11 +23,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from prefect import get_client
-
 from prefect_stacks import events
 from prefect_stacks._internal.prefect_api import current_flow_run_url
-from prefect_stacks._internal.variables import upsert_variable
+from prefect_stacks._internal.variables import VariableRecord
 from prefect_stacks.blocks.slack import SlackChannel
 from prefect_stacks.blocks.terraform import PlanSummary, ResourceChange
 from prefect_stacks.exceptions import ConfigurationError
@@ -140,35 +138,26 @@ def read_drift(plan: PlanSummary, plan_json: dict[str, Any], rules: list[IgnoreR
     return drift
 
 
-class DriftRecord:
+class DriftRecord(VariableRecord):
     """The drift last told for one stack and workspace, as a Prefect Variable
-    (``stacks-drift-<stack>-<workspace>``, value ``{digest, since, resources}``; no
-    Variable: in sync)."""
+    (``stacks-drift-<stack>-<workspace>-<digest>``, value ``{digest, since, resources}``;
+    no Variable: in sync)."""
 
     def __init__(self, stack: str, workspace: str) -> None:
-        slug = re.sub(r"[^a-z0-9_-]+", "-", f"{stack}-{workspace}".lower()).strip("-")
-        digest = hashlib.sha1(f"{stack}\n{workspace}".encode()).hexdigest()[:6]
-        self.name = f"{DRIFT_PREFIX}{slug[:200]}-{digest}"
+        super().__init__(DRIFT_PREFIX, DRIFT_TAG, stack, workspace)
 
     def load(self) -> dict[str, Any] | None:
-        with get_client(sync_client=True) as client:
-            variable = client.read_variable_by_name(self.name)
-        value = variable.value if variable is not None else None
+        value = super().load()
         return value if isinstance(value, dict) and value.get("digest") else None
 
-    def save(self, drift: Drift) -> None:
-        value = {
-            "digest": drift.digest,
-            "since": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "resources": [rc.address for rc in drift.resources][:50],
-        }
-        with get_client(sync_client=True) as client:
-            upsert_variable(client, self.name, value, [DRIFT_TAG])
-
-    def clear(self) -> None:
-        with get_client(sync_client=True) as client:
-            if client.read_variable_by_name(self.name) is not None:
-                client.delete_variable_by_name(self.name)
+    def save(self, drift: Drift) -> None:  # type: ignore[override]
+        super().save(
+            {
+                "digest": drift.digest,
+                "since": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "resources": [rc.address for rc in drift.resources][:50],
+            }
+        )
 
 
 def tell_drift(drift: Drift, record: DriftRecord, channel: SlackChannel | None) -> str:

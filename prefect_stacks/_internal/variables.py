@@ -49,3 +49,39 @@ def upsert_variable(client: SyncPrefectClient, name: str, value: Any, tags: list
             if exc.response.status_code != 409:
                 raise
     client.update_variable(VariableUpdate(name=name, value=value, tags=tags))
+
+
+class VariableRecord:
+    """One Prefect Variable holding one JSON record about one thing: its name is
+    ``prefix`` + a readable slug of ``parts`` + a digest of them (so two things never
+    share a record, and the name stays within Prefect's rules), tagged ``tag``."""
+
+    def __init__(self, prefix: str, tag: str, *parts: str) -> None:
+        import hashlib
+        import re
+
+        slug = re.sub(r"[^a-z0-9_-]+", "-", "-".join(parts).lower()).strip("-")[:200]
+        digest = hashlib.sha1("\n".join(parts).encode()).hexdigest()[:6]
+        self.name = f"{prefix}{slug}-{digest}"
+        self.tag = tag
+
+    def load(self) -> Any:
+        """The record's value, or None when there is none."""
+        from prefect import get_client
+
+        with get_client(sync_client=True) as client:
+            variable = client.read_variable_by_name(self.name)
+        return variable.value if variable is not None else None
+
+    def save(self, value: Any) -> None:
+        from prefect import get_client
+
+        with get_client(sync_client=True) as client:
+            upsert_variable(client, self.name, value, [self.tag])
+
+    def clear(self) -> None:
+        from prefect import get_client
+
+        with get_client(sync_client=True) as client:
+            if client.read_variable_by_name(self.name) is not None:
+                client.delete_variable_by_name(self.name)

@@ -5,25 +5,52 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from prefect_stacks._internal.process import Redactor
 
 
-def event_logger(
-    log: Any, redact: Redactor, failures: dict[str, str]
-) -> Callable[[dict[str, Any]], bool]:
-    """ansible-runner's event handler: one log line per play, task and host result; the
-    first failure of each host (not an ignored one) is kept in ``failures``."""
+@dataclass
+class Seen:
+    """What the events told beyond the recap: each host's first failure (not an ignored
+    one), and the loop items each task changed per host (what a stop really stopped)."""
+
+    failures: dict[str, str] = field(default_factory=dict)
+    changed_items: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    item_messages: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+
+    def items_changed(self, task_name: str) -> dict[str, list[str]]:
+        """``{host: [items]}`` that the task ``task_name`` changed."""
+        return {
+            host: tasks[task_name]
+            for host, tasks in sorted(self.changed_items.items())
+            if tasks.get(task_name)
+        }
+
+
+def event_logger(log: Any, redact: Redactor, seen: Seen) -> Callable[[dict[str, Any]], bool]:
+    """ansible-runner's event handler: one log line per play, task and host result, and
+    what :class:`Seen` keeps."""
 
     def handle(event: dict[str, Any]) -> bool:
+        data = event.get("event_data") or {}
+        host = data.get("host", "?")
         line = describe_event(event)
         if line is not None:
             level, text = line
             log.log(level, "%s", redact(text))
             if level >= logging.ERROR:
-                host = (event.get("event_data") or {}).get("host", "?")
-                failures.setdefault(host, redact(text.split("] ", 1)[-1]))
+                seen.failures.setdefault(host, redact(text.split("] ", 1)[-1]))
+        res = data.get("res") or {}
+        if event.get("event") == "runner_item_on_ok":
+            task_name = data.get("task") or ""
+            if res.get("changed"):
+                changed = seen.changed_items.setdefault(host, {})
+                changed.setdefault(task_name, []).append(str(res.get("item")))
+            if res.get("msg"):
+                said = seen.item_messages.setdefault(host, {})
+                said.setdefault(task_name, []).append(redact(str(res["msg"])))
         return True
 
     return handle

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from prefect_stacks._internal.process import Redactor, default_logger
-from prefect_stacks.blocks.ansible.events import event_logger
+from prefect_stacks._internal.process import Redactor, default_logger, write_private_file
+from prefect_stacks.blocks.ansible.events import Seen, event_logger
 from prefect_stacks.exceptions import AnsibleError, ConfigurationError
 
 if TYPE_CHECKING:
@@ -34,6 +34,7 @@ class PlaybookResult:
     status: str
     rc: int
     check_mode: bool = False
+    seen: Seen = field(default_factory=Seen)
 
     @property
     def hosts(self) -> list[str]:
@@ -88,7 +89,7 @@ class PlaybookRun:
         import ansible_runner
 
         redact = Redactor(self.block.secrets())
-        failures: dict[str, str] = {}  # host -> its first failure, from the events
+        seen = Seen()
         private = Path(tempfile.mkdtemp(prefix="prefect-stacks-ansible-"))
         try:
             cmdline, envvars = self._arguments(private)
@@ -109,12 +110,12 @@ class PlaybookRun:
                 limit=self.limit or None,
                 forks=self.block.forks,
                 timeout=self.block.timeout_seconds,
-                event_handler=event_logger(self.log, redact, failures),
+                event_handler=event_logger(self.log, redact, seen),
                 suppress_env_files=True,
                 quiet=True,
                 settings={"suppress_ansible_output": True},
             )
-            return self._result(runner, redact, failures)
+            return self._result(runner, redact, seen)
         finally:
             shutil.rmtree(private, ignore_errors=True)
 
@@ -161,7 +162,7 @@ class PlaybookRun:
             )
         return str(path.resolve())
 
-    def _result(self, runner: Any, redact: Redactor, failures: dict[str, str]) -> PlaybookResult:
+    def _result(self, runner: Any, redact: Redactor, seen: Seen) -> PlaybookResult:
         stats = runner.stats or {}
         recap: dict[str, dict[str, int]] = {}
         for column in RECAP_COLUMNS:
@@ -169,7 +170,8 @@ class PlaybookRun:
                 recap.setdefault(host, {c: 0 for c in RECAP_COLUMNS})[column] = count
         for host in stats.get("processed") or {}:
             recap.setdefault(host, {c: 0 for c in RECAP_COLUMNS})
-        result = PlaybookResult(recap, runner.status, runner.rc, self.check_mode)
+        result = PlaybookResult(recap, runner.status, runner.rc, self.check_mode, seen)
+        failures = seen.failures
         failed, unreachable = result.hosts_with("failures"), result.hosts_with("dark")
         if failed or unreachable:
             parts = []
@@ -249,10 +251,6 @@ def ansible_bin_dir() -> str:
 
 
 def _private_file(directory: Path, name: str, content: Any) -> Path:
-    """A 0600 file in the private directory (created so, never chmod-ed later)."""
+    """A 0600 file in the run's private directory (JSON unless it is text already)."""
     text = content if isinstance(content, str) else json.dumps(content)
-    path = directory / name
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(text)
-    return path
+    return write_private_file(directory / name, text)
