@@ -19,6 +19,10 @@ BIN    := $(VENV)/bin
 UP_ARGS ?=
 # Options for pytest, e.g. `make test PYTEST_ARGS="tests/unit -x"`.
 PYTEST_ARGS ?=
+# Two pytest-xdist workers: the e2e layer (one Prefect server and worker, the soak) on
+# one, the unit and integration layers beside it on the other (tests/conftest.py puts
+# every e2e test in one xdist group). `make test PYTEST_WORKERS=0` runs in one process.
+PYTEST_WORKERS ?= 2
 
 # Debian packages the tests need; checked with dpkg, installed only if missing.
 # docker.io: dockerd, started by the tests themselves (image builds); docker-registry:
@@ -80,7 +84,8 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff format --check .
 
 test: $(VENV)/.installed-test system-deps testbed lint
-	PATH="$$PATH:$$($(TESTBED_BUILD) --path)" $(BIN)/python -m pytest $(PYTEST_ARGS)
+	PATH="$$PATH:$$($(TESTBED_BUILD) --path)" $(BIN)/python -m pytest \
+	  -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 clean:
 	rm -rf .pytest_cache .ruff_cache build dist *.egg-info

@@ -587,3 +587,13 @@ def alertmanager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
     finally:
         stop(proc, 10)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (`make test` runs two workers, `--dist loadgroup`) every e2e
+    test goes to the same worker: they share one Prefect server and worker (the `e2e`
+    fixture, package scope), and the soak must not be split from the platform it kills.
+    The unit and integration layers run beside them on the other worker."""
+    for item in items:
+        if "/tests/e2e/" in str(item.path):
+            item.add_marker(pytest.mark.xdist_group("e2e"))

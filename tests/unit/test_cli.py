@@ -219,6 +219,7 @@ def test_prefect_yaml_declares_the_stack_deployments():
         "registry-watcher",
         "release-watcher",
         "safe-deploy",
+        "service-power",
         "stack-apply",
         "stack-destroy",
         "stack-plan",
