@@ -20,8 +20,8 @@ UP_ARGS ?=
 # Options for pytest, e.g. `make test PYTEST_ARGS="tests/unit -x"`.
 PYTEST_ARGS ?=
 # Two pytest-xdist workers: the e2e layer (one Prefect server and worker, the soak) on
-# one, the unit and integration layers beside it on the other (tests/conftest.py puts
-# every e2e test in one xdist group). `make test PYTEST_WORKERS=0` runs in one process.
+# one, the unit and integration layers beside it on the other (tests/conftest.py makes
+# the e2e layer one unit of work). `make test PYTEST_WORKERS=0` runs in one process.
 PYTEST_WORKERS ?= 2
 
 # Debian packages the tests need; checked with dpkg, installed only if missing.
@@ -85,7 +85,7 @@ lint: $(VENV)/.installed-test
 
 test: $(VENV)/.installed-test system-deps testbed lint
 	PATH="$$PATH:$$($(TESTBED_BUILD) --path)" $(BIN)/python -m pytest \
-	  -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	  -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 clean:
 	rm -rf .pytest_cache .ruff_cache build dist *.egg-info

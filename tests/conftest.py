@@ -589,11 +589,18 @@ def alertmanager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         stop(proc, 10)
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under pytest-xdist (`make test` runs two workers, `--dist loadgroup`) every e2e
-    test goes to the same worker: they share one Prefect server and worker (the `e2e`
-    fixture, package scope), and the soak must not be split from the platform it kills.
-    The unit and integration layers run beside them on the other worker."""
-    for item in items:
-        if "/tests/e2e/" in str(item.path):
-            item.add_marker(pytest.mark.xdist_group("e2e"))
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Under pytest-xdist (`make test` runs two workers) the whole e2e layer is one unit
+    of work, so one worker runs it: its tests share one Prefect server and worker (the
+    `e2e` fixture, package scope), and the soak must not share the machine with a second
+    e2e platform. Every other module is a unit of its own (module fixtures stay in one
+    worker), run by the other worker beside it. (xdist's own `--dist loadgroup` marks
+    stopped working with pytest 9.2, which ignores the node id it rewrites.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class E2EInOneWorker(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return "tests/e2e" if nodeid.startswith("tests/e2e/") else nodeid.split("::", 1)[0]
+
+    return E2EInOneWorker(config, log)
