@@ -162,6 +162,59 @@ def refusal(
     return Failed, reason
 
 
+def request_go_ahead(what: str, details: str, timeout: int, *, key: str) -> ApprovalInput | None:
+    """The same gate for a job that is not a Terraform plan (a maintenance switch, a
+    deploy): pause until someone approves or rejects ``what`` (``details`` in the form),
+    record who decided as the artifact ``key``. None when nobody decided in time."""
+    logger = get_run_logger()
+    logger.info("waiting for approval: %s (resume the run in the UI)", what)
+    try:
+        answer: ApprovalInput = pause_flow_run(
+            wait_for_input=ApprovalInput.with_initial_data(
+                description=f"{details}\n\nApprove to go ahead; reject to end the run "
+                "with nothing done."
+            ),
+            timeout=timeout,
+            poll_interval=APPROVAL_POLL_SECONDS,
+        )
+    except FlowPauseTimeout:
+        _resume_expired_pause()
+        return None
+    verdict = "approved" if answer.decision == "approve" else "rejected"
+    at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    logger.info("%s %s by %s: %s", what, verdict, answer.approver, answer.comment or "-")
+    create_markdown_artifact(
+        key=key,
+        markdown=(
+            f"### {what}: {verdict}\n\n| by | at | comment |\n|---|---|---|\n"
+            f"| {answer.approver} | {at} | {answer.comment or '-'} |"
+        ),
+        description=f"{verdict} by {answer.approver}",
+    )
+    return answer
+
+
+def go_ahead_refusal(
+    answer: ApprovalInput | None, what: str, timeout: int, *, rerun: str
+) -> tuple[type[State], str] | None:
+    """What ends a run that was not let go ahead: Failed when nobody decided within
+    ``timeout``, Cancelled when rejected; None when approved. Nothing was done yet."""
+    if answer is None:
+        return (
+            Failed,
+            f"nobody approved or rejected {what} within {_duration(timeout)} "
+            f"(approval_timeout={timeout}): nothing was done. Run {rerun} again, or raise "
+            "approval_timeout.",
+        )
+    if answer.decision != "approve":
+        return (
+            Cancelled,
+            f"{what} rejected by {answer.approver} ({answer.comment or 'no comment'}): "
+            "nothing was done",
+        )
+    return None
+
+
 def _resume_expired_pause() -> None:
     """Put the run back to Running after its pause expired: the server turns any state
     proposed from an expired pause into Failed("... never resumed."), which would hide

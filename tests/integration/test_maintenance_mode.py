@@ -213,3 +213,53 @@ def test_a_missing_block_or_playbook_is_a_configuration_error(prefect_harness, h
         AnsiblePlaybook(playbook="maintenance-apache", inventory="x").prepare()
     with pytest.raises(ConfigurationError, match="inventory: .* does not exist"):
         AnsiblePlaybook(playbook="maintenance-nginx", inventory="/no/such/inventory").run()
+
+
+def _start(parameters: dict):
+    """maintenance-mode as a worker would run it, in a thread (it pauses)."""
+    import threading
+
+    from prefect.flow_engine import run_flow
+
+    with get_client(sync_client=True) as client:
+        created = client.create_flow_run(maintenance_mode, parameters=parameters)
+    thread = threading.Thread(
+        target=lambda: run_flow(maintenance_mode, flow_run=created, return_type="state"),
+        daemon=True,
+    )
+    thread.start()
+    return created.id, thread
+
+
+def _state(run_id):
+    with get_client(sync_client=True) as client:
+        return client.read_flow_run(run_id).state
+
+
+def test_production_hosts_wait_for_an_approval_and_a_rejection_switches_nothing(
+    prefect_harness, hosts
+):
+    from prefect.flow_runs import resume_flow_run
+
+    from tests.conftest import wait_for
+
+    block = save(inventory(hosts))
+    asked = {"state": "on", "playbook": block, "require_approval": True, "reason": "upgrade"}
+    run_id, thread = _start(asked)
+    wait_for("the run to wait for approval", lambda: _state(run_id).is_paused(), 60)
+    assert statuses(hosts) == {h.name: 200 for h in hosts}  # nothing before the answer
+    resume_flow_run(run_id, run_input={"decision": "reject", "approver": "bob", "comment": "no"})
+    thread.join(60)
+    assert _state(run_id).is_cancelled()
+    assert "rejected by bob (no): nothing was done" in _state(run_id).message
+    assert statuses(hosts) == {h.name: 200 for h in hosts}
+
+    run_id, thread = _start(asked)
+    wait_for("the run to wait for approval", lambda: _state(run_id).is_paused(), 60)
+    resume_flow_run(run_id, run_input={"decision": "approve", "approver": "bob"})
+    thread.join(120)
+    try:
+        assert _state(run_id).is_completed(), _state(run_id)
+        assert statuses(hosts) == {h.name: 503 for h in hosts}
+    finally:
+        maintenance_mode(state="off", playbook=block)

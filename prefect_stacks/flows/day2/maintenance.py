@@ -13,7 +13,9 @@ from __future__ import annotations
 from typing import Literal
 
 from prefect import flow, get_run_logger, task
+from prefect.states import State
 
+from prefect_stacks.approvals import go_ahead_refusal, request_go_ahead
 from prefect_stacks.blocks.ansible import PlaybookResult, run_playbook
 from prefect_stacks.blocks.slack import slack_channel
 from prefect_stacks.deploys.checks import HttpCheck, run_checks
@@ -71,8 +73,10 @@ def maintenance_mode(
     limit: str = "",
     check_mode: bool = False,
     check_urls: list[str] | None = None,
+    require_approval: bool = False,
+    approval_timeout: int = 3600,
     slack: str = "",
-) -> dict[str, object]:
+) -> dict[str, object] | State:
     """Switch maintenance mode on or off.
 
     Args:
@@ -83,12 +87,26 @@ def maintenance_mode(
         limit: Only these hosts (an Ansible pattern, e.g. `web-1,web-2`); empty: all.
         check_mode: Only report what would change (Ansible's --check); nothing is switched.
         check_urls: Pages that must answer 503 (on) or 200 (off) afterwards.
+        require_approval: Pause until someone approves in the UI (production hosts).
+        approval_timeout: Seconds to wait for that; then the run fails, nothing switched.
         slack: Name of a Slack Channel block to tell; empty: none.
     """
     channel = slack_channel(slack)
     extra_vars = {"maintenance_state": state, "maintenance_reason": reason}
     if message:
         extra_vars["maintenance_message"] = message
+    if require_approval and not check_mode:
+        what = f"maintenance {state} (playbook {playbook}{', limit ' + limit if limit else ''})"
+        answer = request_go_ahead(
+            what,
+            f"### Maintenance mode *{state.upper()}*\n\nAnsible Playbook block `{playbook}`, "
+            f"hosts: `{limit or 'all'}`. Reason: {reason or '-'}",
+            approval_timeout,
+            key=f"approval-maintenance-{state}",
+        )
+        if refused := go_ahead_refusal(answer, what, approval_timeout, rerun="maintenance-mode"):
+            refused_state, message = refused
+            return refused_state(message=message)
     result: PlaybookResult | None = None
     try:
         result = run_playbook(playbook, extra_vars=extra_vars, limit=limit, check_mode=check_mode)

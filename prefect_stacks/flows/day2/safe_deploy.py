@@ -22,9 +22,11 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.deployments import run_deployment
 from prefect.runtime import flow_run
+from prefect.states import State
 
 from prefect_stacks._internal.failures import fails_cleanly
 from prefect_stacks._internal.prefect_api import current_flow_run_creator
+from prefect_stacks.approvals import go_ahead_refusal, request_go_ahead
 from prefect_stacks.blocks.alertmanager import create_silence
 from prefect_stacks.blocks.ansible import run_playbook
 from prefect_stacks.blocks.postgres import back_up, load_backup_storage, load_database
@@ -84,8 +86,10 @@ def safe_deploy(
     rollback_deployment: str = "",
     rollback_parameters: dict[str, Any] | None = None,
     restore_backup: bool = False,
+    require_approval: bool = False,
+    approval_timeout: int = 3600,
     slack: str = "",
-) -> dict[str, Any]:
+) -> dict[str, Any] | State:
     """Deploy with a safety net.
 
     Args:
@@ -105,6 +109,8 @@ def safe_deploy(
         rollback_deployment: What rolls back, e.g. `kubernetes-rollback/default`; empty: none.
         rollback_parameters: Its parameters.
         restore_backup: On a rollback, also put the database back as the backup has it.
+        require_approval: Pause before anything is done until someone approves in the UI.
+        approval_timeout: Seconds to wait for that; then the run fails, nothing done.
         slack: A Slack Channel block told how it went.
     """
     _check_deployment(deployment, "deployment")
@@ -129,6 +135,17 @@ def safe_deploy(
         else None
     )
     log = get_run_logger()
+    if require_approval:
+        what = f"safe-deploy of {deployment}"
+        answer = request_go_ahead(
+            what,
+            _plan_in_words(deployment, parameters, silence, backup_database, maintenance, watch),
+            approval_timeout,
+            key="approval-safe-deploy",
+        )
+        if refused := go_ahead_refusal(answer, what, approval_timeout, rerun="safe-deploy"):
+            refused_state, message = refused
+            return refused_state(message=message)
     owed = Compensations(str(flow_run.id))
     run_id = str(flow_run.id).replace("-", "")[:8]
     backup_path = ""
@@ -198,3 +215,19 @@ def _roll_back(deployment: str, parameters: dict[str, Any] | None) -> list[str]:
     except DeployFailed as exc:
         return [f"the rollback failed too: {exc}"]
     return [f"rolled back by {deployment}"]
+
+
+def _plan_in_words(
+    deployment: str,
+    parameters: dict[str, Any] | None,
+    silence: dict[str, str] | list[str] | None,
+    backup: str,
+    maintenance: str,
+    watch: dict[str, str] | list[str] | None,
+) -> str:
+    """What the run will do, for the approval form."""
+    steps = [f"silence {silence}" if silence else "", f"back up `{backup}`" if backup else ""]
+    steps += [f"maintenance on (`{maintenance}`)" if maintenance else ""]
+    steps += [f"run `{deployment}` with `{parameters or {}}`"]
+    steps += ["maintenance off" if maintenance else "", f"watch {watch}" if watch else ""]
+    return "### safe-deploy\n\n" + "\n".join(f"1. {s}" for s in steps if s)
