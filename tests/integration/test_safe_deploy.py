@@ -72,3 +72,14 @@ def test_rejected_or_unanswered_nothing_is_done(asked: dict, alertmanager):
     ended = state_of(run_id)
     assert ended.is_failed() and "nobody approved or rejected" in ended.message
     assert silences(alertmanager, asked["silence"]["service"]) == []
+
+
+def test_a_missing_block_is_refused_before_anything_is_done(asked: dict, alertmanager):
+    state = safe_deploy(
+        **{**asked, "require_approval": False, "maintenance": "no-such-playbook"},
+        return_state=True,
+    )
+    assert state.is_failed() and "no AnsiblePlaybook block named 'no-such-playbook'" in (
+        state.message or ""
+    )
+    assert silences(alertmanager, asked["silence"]["service"]) == []

@@ -27,8 +27,9 @@ from prefect.states import State
 from prefect_stacks._internal.failures import fails_cleanly
 from prefect_stacks._internal.prefect_api import current_flow_run_creator
 from prefect_stacks.approvals import go_ahead_refusal, request_go_ahead
-from prefect_stacks.blocks.alertmanager import create_silence
-from prefect_stacks.blocks.ansible import run_playbook
+from prefect_stacks.blocks.alertmanager import Alertmanager, create_silence
+from prefect_stacks.blocks.ansible import AnsiblePlaybook, run_playbook
+from prefect_stacks.blocks.base import load_block
 from prefect_stacks.blocks.postgres import back_up, load_backup_storage, load_database
 from prefect_stacks.blocks.postgres import restore_backup as restore_database_backup
 from prefect_stacks.blocks.slack import slack_channel
@@ -121,6 +122,10 @@ def safe_deploy(
     if restore_backup and not backup_database:
         raise ConfigurationError("restore_backup needs backup_database")
     channel = slack_channel(slack)
+    if maintenance:  # every block named is there before anything is done
+        load_block(AnsiblePlaybook, maintenance, create="create it (Blocks > Ansible Playbook)")
+    if silence or watch:
+        load_block(Alertmanager, alertmanager, create="create it (Blocks > Alertmanager)")
     database = load_database(backup_database) if backup_database else None
     storage = load_backup_storage(backup_storage) if backup_storage else None
     alert_watch = (
@@ -175,8 +180,7 @@ def safe_deploy(
             run_child(deployment, parameters or {}, "deploy")
         finally:
             if maintenance:
-                run_playbook(maintenance, {"maintenance_state": "off"}, limit=maintenance_limit)
-                owed.forget("maintenance-off")
+                _maintenance_off(maintenance, maintenance_limit, owed)
         if checks:
             run_checks(checks)
         if alert_watch is not None:
@@ -205,6 +209,18 @@ def safe_deploy(
     if channel:
         channel.post_or_warn(text)
     return {"deployment": deployment, "backup": backup_path or None}
+
+
+def _maintenance_off(playbook: str, limit: str, owed: Compensations) -> None:
+    """Maintenance off as soon as the deploy ends. A failure here must not hide how the
+    deploy went (nor stop its rollback): it is logged, the undo stays owed, and the
+    run's end settles it again."""
+    try:
+        run_playbook(playbook, {"maintenance_state": "off"}, limit=limit)
+    except PrefectStacksError as exc:
+        get_run_logger().error("maintenance off failed (tried again at the end): %s", exc)
+        return
+    owed.forget("maintenance-off")
 
 
 def _roll_back(deployment: str, parameters: dict[str, Any] | None) -> list[str]:
