@@ -42,7 +42,8 @@ def power_services(block_name: str, action: str, services: list[str], limit: str
     result = block.run(extra_vars=extra, limit=limit or None)
     if action == "stop":
         stopped = result.seen.items_changed(STOP_TASK)
-        before = record.load() if isinstance(record.load(), dict) else {}
+        kept = record.load()
+        before = kept if isinstance(kept, dict) else {}
         # stopping twice keeps what the first stop stopped
         merged = {h: sorted({*before.get(h, []), *stopped.get(h, [])}) for h in result.hosts}
         record.save(merged)
